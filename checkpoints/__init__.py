@@ -1,0 +1,1 @@
+"""Shipped checkpoints: safetensors weights with their resolved config beside them."""

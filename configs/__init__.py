@@ -1,0 +1,1 @@
+"""Shipped YAML configs (package data, so `dualctl` works from any directory)."""

@@ -1,0 +1,1 @@
+"""Datasets: the episode format, its atomic writer, readers and normalisation statistics."""

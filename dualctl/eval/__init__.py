@@ -1,0 +1,1 @@
+"""Evaluation: ablation arms, statistics, plots and videos."""

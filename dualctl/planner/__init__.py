@@ -1,0 +1,1 @@
+"""System 2: the video-diffusion planner (text encoder, autoencoder, diffusion model, sampler)."""

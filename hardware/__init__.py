@@ -1,0 +1,1 @@
+"""Real devices (installed as ``dualctl.hardware``): drivers, protocol emulators, HardwareBody."""

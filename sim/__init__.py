@@ -1,0 +1,1 @@
+"""The MuJoCo world (installed as ``dualctl.sim``): scenes, tasks, scripted experts, envs."""
