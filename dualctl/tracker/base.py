@@ -1,0 +1,32 @@
+"""The tracker interface the runtime calls, at two rates: ``encode`` when a camera frame (or a
+new plan) arrives, ``act`` on every control tick."""
+
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+
+from dualctl.types import Action, Observation
+
+
+class Tracker(abc.ABC):
+    """System 1: follows a reference future in latent space, with force and touch."""
+
+    #: Size of the latent vectors ``encode`` returns.
+    latent_dim: int
+    #: How far ahead of now (s) the reference for ``act`` should be taken from the plan.
+    lookahead_s: float
+
+    @abc.abstractmethod
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 frames -> (N, latent_dim) float32 latents."""
+
+    @abc.abstractmethod
+    def act(self, observation: Observation, latent: np.ndarray, reference: np.ndarray) -> Action:
+        """The fast path: latest frame latent, fresh force/tactile/proprio and the reference
+        latent for ``now + lookahead_s`` -> the next command. Must stay far below 1 ms."""
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Forget per-episode state (force history, MPC warm start)."""
