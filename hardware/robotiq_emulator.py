@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from dualctl.hardware.gripper_model import GripperModel, GripperParams
@@ -71,6 +72,8 @@ class RobotiqEmulator:
         self.model = GripperModel(self.params, time.monotonic())
         self.faults = WireFaults()
         self.requests = 0
+        #: raw bytes of the latest requests as they arrived (for byte-level tests)
+        self.received: deque[bytes] = deque(maxlen=32)
         self.serial_port = ""
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._line: NullModem | None = None
@@ -96,6 +99,10 @@ class RobotiqEmulator:
 
     async def __aexit__(self, *exc) -> None:
         await self.stop()
+
+    @property
+    def last_received(self) -> bytes:
+        return self.received[-1] if self.received else b""
 
     @property
     def address(self) -> str:
@@ -175,6 +182,7 @@ class RobotiqEmulator:
 
     def _on_packet(self, sending: bool, data: bytes) -> bytes:
         if not sending:
+            self.received.append(data)
             return data
         if self.faults.drop_replies > 0:
             self.faults.drop_replies -= 1
