@@ -16,12 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from dualctl.hardware.config import LinkTiming
-from dualctl.hardware.robotiq_faults import (
-    CrcError,
-    Disconnected,
-    LinkTimeout,
-    ProtocolError,
-)
+from dualctl.hardware.device_errors import CrcError, Disconnected, LinkTimeout, ProtocolError
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException

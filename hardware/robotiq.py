@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass
 
 from dualctl.hardware.config import RobotiqConfig
+from dualctl.hardware.device_errors import DeviceError
 from dualctl.hardware.modbus_link import Endpoint, ModbusLink
-from dualctl.hardware.robotiq_faults import DeviceError, GripperFault, decode_fault
+from dualctl.hardware.robotiq_faults import GripperFault, decode_fault
 from dualctl.hardware.robotiq_protocol import (
     COMMAND_ADDRESS,
     GRIPPER_SPECS,

@@ -1,4 +1,4 @@
-"""Robotiq gripper faults (gFLT, kFLT) and link failures as named, typed errors.
+"""Robotiq gripper faults (gFLT, kFLT) as named, typed errors.
 
 Meanings are the ones the 2F-85/2F-140 instruction manual documents for the gFLT byte;
 the severity decides recovery: priority faults clear by themselves once the cause is gone,
@@ -7,31 +7,7 @@ minor faults once the condition ends, major faults need a reset (rACT 0 then 1).
 
 from __future__ import annotations
 
-from dualctl.errors import DualctlError
-
-
-class DeviceError(DualctlError):
-    """A device failed or could not be reached."""
-
-
-class LinkError(DeviceError):
-    """The link to a device failed (no reply, bad frame, disconnected)."""
-
-
-class LinkTimeout(LinkError):
-    """No valid reply within the timeout, after every retry."""
-
-
-class CrcError(LinkError):
-    """Replies arrived but their CRC did not match (noise on the line, wrong baud rate)."""
-
-
-class Disconnected(LinkError):
-    """The link is down; a reconnect with backoff is running."""
-
-
-class ProtocolError(LinkError):
-    """The device answered with a Modbus exception or a reply of the wrong kind."""
+from dualctl.hardware.device_errors import DeviceError
 
 
 class GripperFault(DeviceError):

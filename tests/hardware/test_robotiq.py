@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from dualctl.hardware import device_errors as errors
 from dualctl.hardware import robotiq_faults as faults
 from dualctl.hardware.config import RobotiqConfig
 from dualctl.hardware.gripper_model import GripperParams
@@ -136,7 +137,7 @@ def test_calibration_refuses_when_an_object_is_in_the_hand():
     async def body():
         async with gripper_rig("tcp", GripperParams(object_width_m=0.05)) as (_, gripper):
             await gripper.activate()
-            with pytest.raises(faults.DeviceError, match="object"):
+            with pytest.raises(errors.DeviceError, match="object"):
                 await gripper.calibrate()
 
     run(body())
@@ -246,7 +247,7 @@ def test_persistent_bad_crc_raises_crc_error_then_recovers():
         async with gripper_rig("rtu_over_tcp") as (emulator, gripper):
             await gripper.activate()
             emulator.faults.corrupt_crc = 2  # both attempts (retries=1)
-            with pytest.raises(faults.CrcError, match="CRC"):
+            with pytest.raises(errors.CrcError, match="CRC"):
                 await gripper.read_status()
             assert await wait_for(lambda: gripper.link.connected)
             assert (await gripper.read_status()).raw.ready
@@ -262,7 +263,7 @@ def test_dropped_reply_is_retried_then_timeout_after_all_retries():
             assert (await gripper.read_status()).raw.ready
             assert gripper.link.stats.timeouts == 1
             emulator.faults.drop_replies = 2
-            with pytest.raises(faults.LinkTimeout, match="no reply"):
+            with pytest.raises(errors.LinkTimeout, match="no reply"):
                 await gripper.read_status()
             assert not gripper.link.connected  # dropped after the last retry ...
             assert await wait_for(lambda: gripper.link.connected)  # ... and back by itself
@@ -276,7 +277,7 @@ def test_slow_replies_time_out():
         async with gripper_rig("rtu_over_tcp") as (emulator, gripper):
             await gripper.activate()
             emulator.faults.delay_s = 0.3  # longer than the 0.1 s timeout
-            with pytest.raises(faults.LinkTimeout):
+            with pytest.raises(errors.LinkTimeout):
                 await gripper.read_status()
             emulator.faults.delay_s = 0.0
             assert await wait_for(lambda: gripper.link.connected)
@@ -307,7 +308,7 @@ def test_device_offline_raises_link_errors_and_backs_off_until_it_returns():
             gripper.link.on_state_change(states.append)
             await emulator.go_offline()
             assert await wait_for(lambda: states == [False])
-            with pytest.raises(faults.Disconnected, match="reconnecting"):
+            with pytest.raises(errors.Disconnected, match="reconnecting"):
                 await gripper.read_status()
             await asyncio.sleep(0.3)  # several capped-backoff attempts fail meanwhile
             assert not gripper.link.connected
@@ -323,7 +324,7 @@ def test_connect_to_nothing_raises_disconnected():
     async def body():
         config = RobotiqConfig(transport="tcp", port=1, timing=TEST_TIMING)
         gripper = RobotiqGripper.from_config(config)
-        with pytest.raises(faults.Disconnected, match="cannot open"):
+        with pytest.raises(errors.Disconnected, match="cannot open"):
             await gripper.connect()
         await gripper.close()
 
