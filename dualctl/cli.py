@@ -13,7 +13,10 @@ from collections.abc import Callable
 from dualctl.errors import DualctlError
 
 #: Modules that register subcommands, each with ``register(registry: CommandRegistry)``.
-COMMAND_MODULES = ("dualctl.config_commands",)
+COMMAND_MODULES = (
+    "dualctl.config_commands",
+    "dualctl.planner.commands",
+)
 
 
 class CommandRegistry:

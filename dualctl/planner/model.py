@@ -1,0 +1,92 @@
+"""The whole planner network: autoencoder, latent video denoiser and the normalisation between
+them. Training and inference both go through these methods, so preprocessing is written once.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dualctl.planner.autoencoder import FrameAutoencoder, to_pixels, to_uint8
+from dualctl.planner.config import PlannerConfig
+from dualctl.planner.denoiser import VideoDenoiser
+from dualctl.planner.flow import guided, solve
+from dualctl.planner.text import TEXT_DIM
+from dualctl.types import PROPRIO_DIM
+
+
+class PlannerModel(nn.Module):
+    """Autoencoder + denoiser + statistics (buffers, so they ship in the same file)."""
+
+    def __init__(self, config: PlannerConfig):
+        super().__init__()
+        channels = config.autoencoder.latent_channels
+        self.horizon = config.horizon
+        self.autoencoder = FrameAutoencoder(channels, config.autoencoder.width)
+        d = config.denoiser
+        self.denoiser = VideoDenoiser(
+            channels, config.horizon, TEXT_DIM, PROPRIO_DIM,
+            d.width_high, d.width_low, d.blocks, d.heads, d.embed_dim,
+        )  # fmt: skip
+        self.register_buffer("latent_mean", torch.zeros(channels))
+        self.register_buffer("latent_std", torch.ones(channels))
+        self.register_buffer("delta_std", torch.ones(config.horizon, channels))
+        self.register_buffer("proprio_mean", torch.zeros(PROPRIO_DIM))
+        self.register_buffer("proprio_std", torch.ones(PROPRIO_DIM))
+
+    # --- normalisation ----------------------------------------------------------------------
+    def encode(self, frames_uint8: torch.Tensor) -> torch.Tensor:
+        """(N, H, W, 3) uint8 -> (N, C, h, w) normalised latents."""
+        z = self.autoencoder.encode(to_pixels(frames_uint8))
+        return (z - self.latent_mean[:, None, None]) / self.latent_std[:, None, None]
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) normalised latents -> (N, 3, H, W) pixels in [0, 1]."""
+        z = latents * self.latent_std[:, None, None] + self.latent_mean[:, None, None]
+        return self.autoencoder.decode(z)
+
+    def normalise_proprio(self, proprio: torch.Tensor) -> torch.Tensor:
+        return (proprio - self.proprio_mean) / self.proprio_std
+
+    # --- sampling ---------------------------------------------------------------------------
+    def velocity(self, current: torch.Tensor, proprio: torch.Tensor):
+        """The denoiser as a flow velocity with the frame and proprio bound in."""
+
+        def velocity(x_t, t, text):
+            repeat = x_t.shape[0] // current.shape[0]
+            return self.denoiser(
+                x_t, t, current.repeat(repeat, 1, 1, 1), text, proprio.repeat(repeat, 1)
+            )
+
+        return velocity
+
+    @torch.no_grad()
+    def imagine(
+        self,
+        frames_uint8: torch.Tensor,
+        proprio: torch.Tensor,
+        text: torch.Tensor,
+        noise: torch.Tensor,
+        steps: int,
+        guidance: float,
+        method: str = "euler",
+        residual: bool = True,
+    ) -> torch.Tensor:
+        """Current frames (B, H, W, 3) uint8, raw proprio (B, P), instruction embeddings (B, D)
+        and initial noise (B, K, C, h, w) -> imagined futures (B, K, H, W, 3) uint8."""
+        current = self.encode(frames_uint8)
+        velocity = guided(
+            self.velocity(current, self.normalise_proprio(proprio)),
+            self.denoiser.null_text,
+            guidance,
+        )
+        delta = solve(velocity, noise, text, steps, method)
+        future = current[:, None] + delta * self.delta_std[None, :, :, None, None]
+        b, k = future.shape[:2]
+        pixels = self.decode(future.flatten(0, 1))
+        pixels = pixels.view(b, k, *pixels.shape[1:])
+        if residual:
+            # The real frame plus the imagined change: what stays put keeps its true pixels.
+            base = to_pixels(frames_uint8)[:, None] - self.decode(current)[:, None]
+            pixels = pixels + base
+        return to_uint8(pixels)
