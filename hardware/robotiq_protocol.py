@@ -169,7 +169,8 @@ class Calibration:
 
 
 def _to_byte(value: float, low: float, high: float) -> int:
-    return int(round(np.clip((value - low) / (high - low), 0.0, 1.0) * 255))
+    # Rounded down: speed and force are limits, and the byte must never mean more than asked.
+    return int(np.floor(np.clip((value - low) / (high - low), 0.0, 1.0) * 255 + 1e-9))
 
 
 def _from_byte(byte: int, low: float, high: float) -> float:
