@@ -13,20 +13,29 @@ class SimConfig:
 
     Attributes:
         camera_size: square camera image side in pixels (64 default; up to 128).
-        camera_hz: camera frame rate (Hz); also the rate episodes are recorded at.
+        camera_hz: camera frame rate (Hz); also the rate episodes are recorded at and the
+            gymnasium envs step at.
         physics_hz: physics rate (Hz); contact-rich grasps need >= 500.
+        control_hz: rate (Hz) of the stage and finger servos' target updates inside physics;
+            100 keeps a finger's target steps under 0.8 mm at full speed (the stage's
+            velocity is integrated by MuJoCo every physics step).
         split: variation ranges episodes are drawn from: "train" or "heldout".
         wrist_camera: add a camera on the gripper besides the fixed scene camera.
+        video_episodes: `dualctl collect` saves an mp4 of this many first episodes per task.
     """
 
     camera_size: int = 64
     camera_hz: float = 20.0
     physics_hz: float = 500.0
+    control_hz: float = 100.0
     split: str = "train"
     wrist_camera: bool = False
+    video_episodes: int = 2
 
     def __post_init__(self):
         check_range("sim.camera_size", self.camera_size, 16, 128)
         check_range("sim.camera_hz", self.camera_hz, 1.0, 120.0)
         check_range("sim.physics_hz", self.physics_hz, 500.0, 10000.0)
+        check_range("sim.control_hz", self.control_hz, self.camera_hz, self.physics_hz)
         check_choice("sim.split", self.split, ("train", "heldout"))
+        check_range("sim.video_episodes", self.video_episodes, 0)

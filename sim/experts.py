@@ -1,0 +1,186 @@
+"""Scripted experts: one state machine per task that reads privileged state (object pose,
+size, mass, friction) and grasps the way a careful person does: it sets the grip force to what
+the object needs with a margin (and, for a fragile object, well below its break force), closes
+slowly, and lifts only once the fingertips feel that force.
+
+Experts are rate-independent: ``act`` may be called at the camera rate (collection) or at the
+runtime's control rate; velocities are recomputed from the state each call.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from dualctl.sim.config import SimConfig
+from dualctl.sim.tasks import GRAVITY, LIFT_HEIGHT, instruction, sample_variation
+from dualctl.sim.world import World
+
+from dualctl.data.episode import Episode
+from dualctl.types import GRIPPER_FORCE_RANGE, GRIPPER_STROKE_M, Action, GripperCommand
+
+#: Position gain (1/s) and limits of the expert's stage velocity commands.
+GAIN = 6.0
+MAX_SPEED = 0.25  # m/s
+MAX_ACCEL = 0.8  # m/s^2: gentle, so lifting does not need much more grip than holding
+CLOSE_SPEED = 0.05  # m/s
+#: Grip force (N) for objects that are neither fragile nor slippery.
+DEFAULT_GRIP_FORCE = 30.0
+
+
+def expert_grip_force(variation) -> float:
+    """Grip force (N) per finger: the geometric middle of the window between the force that
+    holds the object (m g / 2 mu) and the force that breaks it, if it can break."""
+    if math.isinf(variation.break_force):
+        return max(DEFAULT_GRIP_FORCE, 2.0 * variation.hold_force)
+    target = math.sqrt(variation.hold_force * variation.break_force)
+    return float(np.clip(target, *GRIPPER_FORCE_RANGE))
+
+
+class Expert:
+    """Approach, descend, close to a target force, lift (and for Place: carry, lower, release,
+    retreat). Call :meth:`act` with the world whenever a new command is wanted."""
+
+    def __init__(self, task: str, world: World):
+        self.task, self.world = task, world
+        self.phase = "approach"
+        self.grip_force = expert_grip_force(world.variation)
+        self._phase_start = 0.0
+        self._velocity = np.zeros(4)
+        self._last_time = world.time
+        self._yaw = 0.0
+        self._grasp_z = 0.0
+
+    def _enter(self, phase: str) -> None:
+        self.phase, self._phase_start = phase, self.world.time
+
+    def _grasp_yaw(self) -> float:
+        """Gripper yaw facing two of the box's sides, the one nearest zero (boxes repeat every
+        quarter turn)."""
+        yaw = self.world.object_yaw()
+        return (yaw + math.pi / 4) % (math.pi / 2) - math.pi / 4
+
+    def _move(self, target: np.ndarray) -> np.ndarray:
+        """Velocity (m/s, rad/s) toward ``target`` pose, with speed and acceleration limits."""
+        now = self.world.time
+        dt = max(now - self._last_time, 1e-3)
+        self._last_time = now
+        pose = self.world.state().ee_pose
+        desired = np.clip(GAIN * (target - pose), -MAX_SPEED, MAX_SPEED)
+        desired[3] = np.clip(GAIN * (target[3] - pose[3]), -1.5, 1.5)
+        step = MAX_ACCEL * dt
+        self._velocity = np.clip(desired, self._velocity - step, self._velocity + step)
+        self._velocity[3] = desired[3]
+        return self._velocity.astype(np.float32)
+
+    def act(self) -> Action:
+        state = self.world.state()
+        obj, pose = state.object_pos, state.ee_pose
+        half_z = self.world.variation.object_half[2]
+        in_phase = state.time - self._phase_start
+        opened = GripperCommand(GRIPPER_STROKE_M, 0.1, self.grip_force)
+        closed = GripperCommand(0.0, CLOSE_SPEED, self.grip_force)
+        if self.phase == "approach":
+            self._yaw = self._grasp_yaw()
+            self._grasp_z = max(obj[2], 0.022)
+            target = np.array([obj[0], obj[1], self._grasp_z + half_z + 0.05, self._yaw])
+            if np.abs(target[:2] - pose[:2]).max() < 0.003 and abs(self._yaw - pose[3]) < 0.03:
+                self._enter("descend")
+            return Action(self._move(target), opened)
+        if self.phase == "descend":
+            target = np.array([obj[0], obj[1], self._grasp_z, self._yaw])
+            if abs(pose[2] - self._grasp_z) < 0.002:
+                self._enter("close")
+            return Action(self._move(target), opened)
+        hold = np.array([*pose[:2], self._grasp_z, self._yaw])
+        if self.phase == "close":
+            if min(state.pad_force) > 0.9 * self.grip_force and in_phase > 0.2 or in_phase > 2.0:
+                self._enter("lift")
+            return Action(self._move(hold), closed)
+        lifted = np.array([*pose[:2], self._grasp_z + LIFT_HEIGHT + 0.03, self._yaw])
+        if self.task != "Place":
+            return Action(self._move(lifted), closed)
+        return self._place(state, closed, opened)
+
+    def _place(self, state, closed: GripperCommand, opened: GripperCommand) -> Action:
+        pose, pad = state.ee_pose, self.world.variation.pad_xy
+        carry_z = self._grasp_z + 0.06
+        if self.phase == "lift":
+            if pose[2] > carry_z - 0.005:
+                self._enter("carry")
+            return Action(self._move(np.array([*pose[:2], carry_z, self._yaw])), closed)
+        if self.phase == "carry":
+            target = np.array([pad[0], pad[1], carry_z, self._yaw])
+            if np.abs(target[:2] - pose[:2]).max() < 0.004:
+                self._enter("lower")
+            return Action(self._move(target), closed)
+        if self.phase == "lower":
+            target = np.array([pad[0], pad[1], self._grasp_z + 0.003, self._yaw])
+            if pose[2] < self._grasp_z + 0.005:
+                self._enter("release")
+            return Action(self._move(target), closed)
+        if self.phase == "release":
+            if state.width > GRIPPER_STROKE_M - 0.01:
+                self._enter("retreat")
+            return Action(self._move(np.array([*pose[:2], pose[2], self._yaw])), opened)
+        return Action(self._move(np.array([*pose[:2], self._grasp_z + 0.1, self._yaw])), opened)
+
+
+def run_episode(world: World, policy, camera_hz: float) -> dict[str, list]:
+    """Step ``world`` at the camera rate, asking ``policy()`` for the action at each recorded
+    step, until the task ends. Returns per-step lists (images, proprio, wrench, tactile,
+    action, timestamp); the last step shows the outcome and carries a hold action."""
+    steps: dict[str, list] = {k: [] for k in ("images", "proprio", "wrench", "tactile")}
+    steps.update(action=[], timestamp=[])
+    period = 1.0 / camera_hz
+    t = 0.0
+    while True:
+        done = world.monitor.status.done
+        action = world.apply(Action.hold(world.state().width) if done else policy())
+        steps["images"].append(world.render())
+        steps["proprio"].append(world.proprio())
+        steps["wrench"].append(world.wrench())
+        steps["tactile"].append(world.tactile())
+        steps["action"].append(action.to_array())
+        steps["timestamp"].append(t)
+        if done:
+            return steps
+        t += period
+        world.advance_to(t)
+
+
+def run_expert(task: str, seed: int, split: str, config: SimConfig) -> Episode:
+    """Run the scripted expert on episode ``seed`` of ``task`` in ``split``; the recorded
+    Episode (at ``config.camera_hz``) with its meta."""
+    variation = sample_variation(task, seed, split)
+    world = World(task, variation, config)
+    try:
+        expert = Expert(task, world)
+        steps = run_episode(world, expert.act, config.camera_hz)
+    finally:
+        world.close()
+    status = world.monitor.status
+    images = {name: np.stack([s[name] for s in steps["images"]]) for name in world.cameras}
+    meta = {
+        "task": task,
+        "instruction": instruction(task, variation),
+        "seed": seed,
+        "split": split,
+        "variation": variation.to_meta(),
+        "success": status.success,
+        "failure_reason": status.failure_reason,
+        "camera_hz": config.camera_hz,
+        "physics_hz": config.physics_hz,
+        "expert_grip_force": expert.grip_force,
+        "peak_grip_force": world.monitor.peak_grip_force,
+        "object_weight": variation.mass * GRAVITY,
+    }
+    return Episode(
+        images=images,
+        proprio=np.stack(steps["proprio"]),
+        wrench=np.stack(steps["wrench"]),
+        tactile=np.stack(steps["tactile"]),
+        action=np.stack(steps["action"]),
+        timestamp=np.array(steps["timestamp"], np.float64),
+        meta=meta,
+    )
