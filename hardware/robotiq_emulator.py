@@ -101,6 +101,11 @@ class RobotiqEmulator:
         await self.stop()
 
     @property
+    def line(self) -> NullModem | None:
+        """The pty null modem of the "rtu" transport (None otherwise)."""
+        return self._line
+
+    @property
     def last_received(self) -> bytes:
         return self.received[-1] if self.received else b""
 

@@ -44,6 +44,9 @@ class NullModem:
         self._a, self._b = _End(), _End()
         self.a_path, self.b_path = self._a.path, self._b.path
         self.bytes_carried = 0
+        #: how late timed deliveries were, in total (s): asyncio's timer wakes up to ~1 ms late
+        self.lateness_s = 0.0
+        self.deliveries = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
@@ -73,7 +76,12 @@ class NullModem:
         now = self._loop.time()
         start = max(now, source.line_free_at)
         source.line_free_at = start + len(data) * 10 / self.baudrate
-        self._loop.call_at(source.line_free_at, self._write, sink, data)
+        self._loop.call_at(source.line_free_at, self._deliver, sink, data, source.line_free_at)
+
+    def _deliver(self, sink: _End, data: bytes, due: float) -> None:
+        self.lateness_s += max(0.0, self._loop.time() - due)
+        self.deliveries += 1
+        self._write(sink, data)
 
     @staticmethod
     def _write(sink: _End, data: bytes) -> None:
