@@ -16,6 +16,7 @@ from dualctl.errors import DualctlError
 COMMAND_MODULES = (
     "dualctl.config_commands",
     "dualctl.planner.commands",
+    "dualctl.eval.commands",
     "dualctl.sim.commands",
 )
 

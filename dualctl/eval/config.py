@@ -105,6 +105,7 @@ class AblateConfig:
         tracker_checkpoint: folder of the tracker checkpoint.
         planner_checkpoint: folder of the planner checkpoint.
         inverse_dynamics: folder of the planner-only arm's inverse-dynamics model.
+        inverse_dynamics_minutes: its wall-clock training budget, min.
         baseline: the single-rate baseline's model and training settings.
     """
 
@@ -121,6 +122,7 @@ class AblateConfig:
     tracker_checkpoint: str = "checkpoints/tracker"
     planner_checkpoint: str = "checkpoints/planner"
     inverse_dynamics: str = "checkpoints/baseline/inverse_dynamics"
+    inverse_dynamics_minutes: float = 4.0
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
 
     def __post_init__(self):
@@ -142,6 +144,7 @@ class AblateConfig:
         check_range("ablate.episode_s", self.episode_s, 0.5, 600.0)
         check_range("ablate.workers", self.workers, 1, 64)
         check_range("ablate.videos_per_arm", self.videos_per_arm, 0)
+        check_range("ablate.inverse_dynamics_minutes", self.inverse_dynamics_minutes, 0.05)
 
     def all_arms(self) -> list[str]:
         """``arms`` followed by one ``delay-<ms>`` arm per entry of ``delays_ms``, no repeats."""
