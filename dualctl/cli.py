@@ -15,9 +15,11 @@ from dualctl.errors import DualctlError
 #: Modules that register subcommands, each with ``register(registry: CommandRegistry)``.
 COMMAND_MODULES = (
     "dualctl.config_commands",
+    "dualctl.tracker.train",
     "dualctl.planner.commands",
     "dualctl.eval.commands",
     "dualctl.sim.commands",
+    "dualctl.hardware.deploy",
 )
 
 

@@ -1,10 +1,116 @@
-"""Schema of the ``tracker`` config section."""
+"""Schema of the ``tracker`` config section.
+
+Architecture fields (those in :data:`ARCHITECTURE_KEYS`) are saved beside a checkpoint and must
+match when it is loaded; the rest choose how the tracker runs or trains.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from dualctl.errors import check_range
+from dualctl.errors import check_choice, check_range
+
+#: Fields that decide the weights' shapes or what they were trained to do; a checkpoint only
+#: loads under the same values.
+ARCHITECTURE_KEYS = (
+    "lookahead_s",
+    "encoder",
+    "arch",
+    "coord_channels",
+    "image_size",
+    "latent_dim",
+    "hidden_dim",
+    "sensor_dim",
+    "force_history",
+    "vjepa2_hidden_size",
+    "vjepa2_layers",
+    "vjepa2_patch_size",
+)
+
+MODALITIES = ("force", "tactile")
+
+
+@dataclass
+class TrackerTrainConfig:
+    """How ``dualctl train tracker`` trains (JEPA + tracking head, one Lightning run).
+
+    Attributes:
+        batch_size: windows per step.
+        max_steps: optimiser steps.
+        max_minutes: wall-clock cap (min); training stops early and exports when reached.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        ema_start, ema_end: EMA momentum of the target encoder, cosine-ramped over training
+            (closer to 1 = slower target; it must lag the online encoder to avoid collapse).
+        rollout_weight: weight of the multi-step rollout loss beside the teacher-forced loss.
+        var_weight, cov_weight: VICReg variance and covariance terms on online latents.
+        head_weight: weight of the tracking head's behaviour-cloning loss.
+        modality_dropout: probability of dropping force (and, independently, tactile) per window.
+        shift_px: random image shift (pixels) for augmentation.
+        val_episodes: episodes held back from the training set for validation.
+        resume: "" (fresh), "true" (the run's last checkpoint) or a Lightning .ckpt path.
+        export: folder to write model.safetensors + config.yaml to ("" = <out>/tracker/export).
+        val_every: validate every this many steps.
+        max_episodes: use at most this many episodes (0 = all), for quick runs.
+    """
+
+    batch_size: int = 32
+    max_steps: int = 3000
+    max_minutes: float = 18.0
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    ema_start: float = 0.99
+    ema_end: float = 0.999
+    rollout_weight: float = 1.0
+    var_weight: float = 1.0
+    cov_weight: float = 0.04
+    head_weight: float = 1.0
+    modality_dropout: float = 0.3
+    shift_px: int = 2
+    val_episodes: int = 16
+    resume: str = ""
+    export: str = ""
+    val_every: int = 250
+    max_episodes: int = 0
+
+    def __post_init__(self):
+        check_range("tracker.train.batch_size", self.batch_size, 1)
+        check_range("tracker.train.max_steps", self.max_steps, 1)
+        check_range("tracker.train.max_minutes", self.max_minutes, 0.1)
+        check_range("tracker.train.lr", self.lr, 1e-7, 1.0)
+        check_range("tracker.train.weight_decay", self.weight_decay, 0.0, 1.0)
+        check_range("tracker.train.ema_start", self.ema_start, 0.0, 1.0)
+        check_range("tracker.train.ema_end", self.ema_end, self.ema_start, 1.0)
+        for name in ("rollout_weight", "var_weight", "cov_weight", "head_weight"):
+            check_range(f"tracker.train.{name}", getattr(self, name), 0.0)
+        check_range("tracker.train.modality_dropout", self.modality_dropout, 0.0, 1.0)
+        check_range("tracker.train.shift_px", self.shift_px, 0, 16)
+        check_range("tracker.train.val_episodes", self.val_episodes, 0)
+        check_range("tracker.train.max_episodes", self.max_episodes, 0)
+        check_range("tracker.train.val_every", self.val_every, 1)
+
+
+@dataclass
+class TrackerMpcConfig:
+    """Latent MPC (CEM through the predictor), the study/ablation alternative to the head.
+
+    Attributes:
+        samples: action sequences per CEM iteration.
+        elites: best sequences refitted each iteration.
+        iterations: CEM iterations per call.
+        horizon: predictor steps (camera frames) per sequence.
+    """
+
+    samples: int = 64
+    elites: int = 8
+    iterations: int = 3
+    horizon: int = 4
+
+    def __post_init__(self):
+        check_range("tracker.mpc.samples", self.samples, 2)
+        check_range("tracker.mpc.elites", self.elites, 1, self.samples)
+        check_range("tracker.mpc.iterations", self.iterations, 1)
+        check_range("tracker.mpc.horizon", self.horizon, 1, 32)
 
 
 @dataclass
@@ -13,9 +119,75 @@ class TrackerConfig:
 
     Attributes:
         rate_hz: control (fast-path) rate, Hz.
+        checkpoint: folder with model.safetensors + config.yaml to run from.
+        controller: "head" (tracking head, fast, default) or "mpc" (latent CEM, slow, study).
+        drop_force, drop_tactile: run without that modality (inputs zeroed, "missing" flag set,
+            as seen in training through modality dropout).
+        lookahead_s: s ahead of now the reference latent is taken from the plan.
+        encoder: image encoder backend, "timm" or "vjepa2" (transformers VJEPA2Model).
+        arch: timm architecture name (built with pretrained=False).
+        encoder_weights: optional local weights file (.safetensors/.pth) for the image encoder,
+            or a local VJEPA2 checkpoint folder; "" trains from scratch.
+        coord_channels: append x/y coordinate planes to the image so pooled features keep
+            where things are.
+        image_size: square image side the encoder takes, pixels.
+        camera: camera whose frames are encoded.
+        frame_hz: camera/record rate (Hz) the model was trained at; set from the dataset.
+        latent_dim: size of the visual latent.
+        hidden_dim: width of the predictor and head MLPs.
+        sensor_dim: feature size of each of the force and tactile encoders.
+        force_history: wrench samples (one per camera frame period) the force encoder sees.
+        horizon: predictor rollout steps in training (camera frames).
+        vjepa2_hidden_size, vjepa2_layers, vjepa2_patch_size: tiny VJEPA2 config when no
+            local checkpoint is given.
     """
 
     rate_hz: float = 200.0
+    checkpoint: str = "checkpoints/tracker"
+    controller: str = "head"
+    drop_force: bool = False
+    drop_tactile: bool = False
+    lookahead_s: float = 0.5
+    encoder: str = "timm"
+    arch: str = "test_resnet"
+    encoder_weights: str = ""
+    coord_channels: bool = True
+    image_size: int = 64
+    camera: str = "scene"
+    frame_hz: float = 20.0
+    latent_dim: int = 64
+    hidden_dim: int = 256
+    sensor_dim: int = 32
+    force_history: int = 4
+    horizon: int = 4
+    vjepa2_hidden_size: int = 64
+    vjepa2_layers: int = 2
+    vjepa2_patch_size: int = 8
+    train: TrackerTrainConfig = field(default_factory=TrackerTrainConfig)
+    mpc: TrackerMpcConfig = field(default_factory=TrackerMpcConfig)
 
     def __post_init__(self):
         check_range("tracker.rate_hz", self.rate_hz, 1.0, 1000.0)
+        check_choice("tracker.controller", self.controller, ("head", "mpc"))
+        check_range("tracker.lookahead_s", self.lookahead_s, 0.0, 5.0)
+        check_choice("tracker.encoder", self.encoder, ("timm", "vjepa2"))
+        check_range("tracker.image_size", self.image_size, 16, 256)
+        check_range("tracker.frame_hz", self.frame_hz, 1.0, 120.0)
+        check_range("tracker.latent_dim", self.latent_dim, 4, 4096)
+        check_range("tracker.hidden_dim", self.hidden_dim, 8, 4096)
+        check_range("tracker.sensor_dim", self.sensor_dim, 2, 1024)
+        check_range("tracker.force_history", self.force_history, 1, 64)
+        check_range("tracker.horizon", self.horizon, 1, 32)
+        check_range("tracker.vjepa2_hidden_size", self.vjepa2_hidden_size, 8)
+        check_range("tracker.vjepa2_layers", self.vjepa2_layers, 1)
+        check_range("tracker.vjepa2_patch_size", self.vjepa2_patch_size, 2)
+
+    @property
+    def lookahead_frames(self) -> int:
+        """The lookahead in camera frames (what hindsight references are trained with)."""
+        return max(1, round(self.lookahead_s * self.frame_hz))
+
+    @property
+    def dropped(self) -> tuple[str, ...]:
+        """Modalities this config runs without."""
+        return tuple(m for m, d in zip(MODALITIES, (self.drop_force, self.drop_tactile)) if d)

@@ -1,0 +1,110 @@
+"""The JEPA tracker the runtime drives: torch for ``encode`` (camera rate), numpy for ``act``
+(every tick), and :func:`load_tracker` to build it from a checkpoint.
+
+Missing inputs: a dropped modality (``drop_force``/``drop_tactile``) is fed as zeros with its
+"missing" flag set, which the model saw in training through modality dropout. The wrench
+history holds one sample per camera-frame period (what training windows hold), the newest slot
+refreshed every tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dualctl.errors import check_choice
+from dualctl.tracker.base import Tracker
+from dualctl.tracker.checkpoint import check_compatible, load_checkpoint
+from dualctl.tracker.config import MODALITIES, TrackerConfig
+from dualctl.tracker.fastpath import FastPath
+from dualctl.tracker.model import TrackerNet, images_to_float
+from dualctl.tracker.mpc import LatentMPC
+from dualctl.types import Action, Observation
+
+_ZERO_WRENCH = np.zeros(6, np.float32)
+
+
+class JepaTracker(Tracker):
+    """System 1 on a trained :class:`TrackerNet` (see the module doc for missing inputs)."""
+
+    def __init__(self, net: TrackerNet, config: TrackerConfig):
+        self.net = net.eval()
+        self.config = config
+        self.latent_dim = config.latent_dim
+        self.lookahead_s = config.lookahead_s
+        self.force_missing = config.drop_force
+        self.tactile_missing = config.drop_tactile
+        self.fast = FastPath(net)
+        self.mpc = (
+            LatentMPC(net, config.mpc, config.lookahead_frames)
+            if config.controller == "mpc"
+            else None
+        )
+        self._history_period_s = 1.0 / config.frame_hz
+        self.reset()
+
+    def reset(self) -> None:
+        self._history: np.ndarray | None = None
+        self._slot_time = 0.0
+        if self.mpc is not None:
+            self.mpc.reset()
+
+    @torch.inference_mode()
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        images = images_to_float(torch.from_numpy(np.ascontiguousarray(frames)),
+                                 self.config.image_size)  # fmt: skip
+        return self.net.encode(images).numpy()
+
+    def _wrench_history(self, wrench: np.ndarray, time_s: float) -> np.ndarray:
+        if self._history is None:
+            self._history = np.tile(wrench, (self.config.force_history, 1))
+            self._slot_time = time_s
+        elif time_s - self._slot_time >= self._history_period_s:
+            self._history[:-1] = self._history[1:]
+            self._slot_time = time_s
+        self._history[-1] = wrench
+        return self._history
+
+    def act(self, observation: Observation, latent: np.ndarray, reference: np.ndarray) -> Action:
+        wrench = _ZERO_WRENCH if self.force_missing else observation.wrench
+        stamp = observation.stamps.get("wrench", observation.timestamp)
+        history = self._wrench_history(wrench, stamp)
+        context = self.fast.context(
+            observation.proprio, history, observation.tactile,
+            self.force_missing, self.tactile_missing,
+        )  # fmt: skip
+        vector = self.fast.action(latent, reference, context)
+        if self.mpc is not None:
+            a_mean, a_std = self.fast.stats["action"]
+            start = (vector - a_mean) / a_std
+            vector = self.mpc.plan(latent, reference, context, start) * a_std + a_mean
+        action = Action.from_array(vector, timestamp=observation.timestamp)
+        return Action(action.ee_velocity, action.gripper.clipped(), action.timestamp)
+
+
+def load_tracker(
+    checkpoint_dir: str | Path,
+    modalities: Iterable[str] = MODALITIES,
+    config: TrackerConfig | None = None,
+) -> JepaTracker:
+    """A tracker from ``checkpoint_dir`` using only ``modalities`` (others run as missing).
+
+    ``config``, when given, sets the run-time choices (controller, lookahead, MPC, dropped
+    modalities, besides ``modalities``); its architecture keys must match the checkpoint's,
+    else :class:`~dualctl.errors.CheckpointError` names the differences.
+    """
+    net, saved = load_checkpoint(Path(checkpoint_dir))
+    modalities = tuple(modalities)
+    for name in modalities:
+        check_choice("tracker modalities", name, MODALITIES)
+    run = saved
+    if config is not None:
+        check_compatible(Path(checkpoint_dir), saved, config)
+        # Run-time settings from the caller; what the data fixed at training from the checkpoint.
+        run = TrackerConfig(**{**vars(config), "frame_hz": saved.frame_hz})
+    run.drop_force = run.drop_force or "force" not in modalities
+    run.drop_tactile = run.drop_tactile or "tactile" not in modalities
+    return JepaTracker(net, run)

@@ -1,0 +1,124 @@
+"""The tracker's network: online and EMA target image encoders, force/tactile encoder, an
+action-conditioned latent predictor and the tracking head, with the normalisation statistics
+as buffers so one ``state_dict`` is the whole model.
+
+One short method per job (``encode``, ``context``, ``predict``, ``rollout``, ``head``), after
+tdmpc2's world model; training losses live in :mod:`dualctl.tracker.lit`, latent MPC in
+:mod:`dualctl.tracker.mpc`, the numpy fast path in :mod:`dualctl.tracker.fastpath`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dualctl.data.dataset import Stats
+from dualctl.tracker.config import TrackerConfig
+from dualctl.tracker.encoders import SensorEncoder, build_image_encoder, mlp
+from dualctl.types import ACTION_DIM, PROPRIO_DIM, TACTILE_SHAPE, WRENCH_DIM
+
+#: Normalised keys and their per-step shapes (their statistics are buffers ``<key>_mean/std``).
+NORMALISED = {
+    "proprio": (PROPRIO_DIM,),
+    "wrench": (WRENCH_DIM,),
+    "tactile": TACTILE_SHAPE,
+    "action": (ACTION_DIM,),
+}
+
+
+def images_to_float(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, size, size) float in [0, 1] (area-resized if needed)."""
+    x = frames.permute(0, 3, 1, 2).float().div_(255.0)
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="area")
+    return x
+
+
+class TrackerNet(nn.Module):
+    """Every learned part of System 1 (see the module doc)."""
+
+    def __init__(self, config: TrackerConfig, load_encoder_weights: bool = True):
+        super().__init__()
+        self.config = config
+        d, h = config.latent_dim, config.hidden_dim
+        self.encoder = build_image_encoder(config, load_weights=load_encoder_weights)
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.sensors = SensorEncoder(config.force_history, config.sensor_dim)
+        self.context_dim = 2 * config.sensor_dim + PROPRIO_DIM
+        self.predictor = mlp([d + ACTION_DIM + self.context_dim, h, h, d])
+        self.head = mlp([3 * d + self.context_dim, h, h, ACTION_DIM])
+        for key, shape in NORMALISED.items():
+            self.register_buffer(f"{key}_mean", torch.zeros(shape))
+            self.register_buffer(f"{key}_std", torch.ones(shape))
+
+    def set_stats(self, stats: dict[str, Stats]) -> None:
+        """Copy dataset normalisation statistics into the buffers."""
+        for key in NORMALISED:
+            getattr(self, f"{key}_mean").copy_(torch.from_numpy(stats[key].mean))
+            getattr(self, f"{key}_std").copy_(torch.from_numpy(stats[key].std))
+
+    def stats_numpy(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            getattr(self, f"{key}_mean").numpy().copy(),
+            getattr(self, f"{key}_std").numpy().copy(),
+        )
+
+    def normalise(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        return (x - getattr(self, f"{key}_mean")) / getattr(self, f"{key}_std")
+
+    def denormalise(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        return x * getattr(self, f"{key}_std") + getattr(self, f"{key}_mean")
+
+    def encode(self, images: torch.Tensor, target: bool = False) -> torch.Tensor:
+        """(B, 3, S, S) float images in [0, 1] -> (B, latent_dim) latents."""
+        return (self.target_encoder if target else self.encoder)(images)
+
+    def context(
+        self,
+        proprio: torch.Tensor,
+        wrench_history: torch.Tensor,
+        tactile: torch.Tensor,
+        force_missing: torch.Tensor,
+        tactile_missing: torch.Tensor,
+    ) -> torch.Tensor:
+        """Raw (SI) proprio (B, 10), wrench history (B, K, 6), tactile (B, 2, 4, 4, 3) and
+        (B, 1) missing flags -> (B, context_dim) features."""
+        sensed = self.sensors(
+            self.normalise("wrench", wrench_history),
+            self.normalise("tactile", tactile),
+            force_missing,
+            tactile_missing,
+        )
+        return torch.cat([sensed, self.normalise("proprio", proprio)], 1)
+
+    def predict(self, latent: torch.Tensor, action: torch.Tensor, context: torch.Tensor):
+        """One camera frame ahead: latent (B, D), normalised action (B, 7), context -> (B, D)."""
+        return latent + self.predictor(torch.cat([latent, action, context], -1))
+
+    def rollout(self, latent: torch.Tensor, actions: torch.Tensor, context: torch.Tensor):
+        """Autoregressive prediction over normalised actions (B, H, 7) -> (B, H, D)."""
+        out = []
+        for k in range(actions.shape[1]):
+            latent = self.predict(latent, actions[:, k], context)
+            out.append(latent)
+        return torch.stack(out, 1)
+
+    def head_action(self, latent: torch.Tensor, reference: torch.Tensor, context: torch.Tensor):
+        """Tracking head: (B, D) latent now, (B, D) reference at lookahead -> normalised action."""
+        return self.head(torch.cat([latent, reference, reference - latent, context], 1))
+
+    @torch.no_grad()
+    def update_target(self, momentum: float) -> None:
+        """EMA step of the target encoder towards the online one (no gradient flows there)."""
+        for target, online in zip(
+            self.target_encoder.parameters(), self.encoder.parameters(), strict=True
+        ):
+            target.lerp_(online, 1.0 - momentum)
+        for target, online in zip(
+            self.target_encoder.buffers(), self.encoder.buffers(), strict=True
+        ):
+            target.copy_(online)

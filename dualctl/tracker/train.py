@@ -1,0 +1,165 @@
+"""``dualctl train tracker data=<dataset> ...``: one Lightning run, then an atomic export of
+``model.safetensors`` + ``config.yaml`` (and a ``train_summary.json``).
+
+Run folder ``<out>/tracker/``: ``logs/`` (CSV + TensorBoard), ``lightning/`` (checkpoints;
+``tracker.train.resume=true`` continues from ``last.ckpt``), ``export/`` unless
+``tracker.train.export`` names another folder (``configs/tracker/sim.yaml`` ships to
+``checkpoints/tracker``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+from dualctl.cli import CommandRegistry, add_overrides
+from dualctl.config import TrainerConfig, load_config
+from dualctl.data.dataset import EpisodeStore, WindowDataset, collate_arrays
+from dualctl.data.episode import atomic_write_text
+from dualctl.errors import ConfigError, DataError
+from dualctl.tracker.checkpoint import save_checkpoint
+from dualctl.tracker.config import TrackerConfig
+from dualctl.tracker.lit import TrackerLightning, window_offsets
+from dualctl.tracker.model import NORMALISED, TrackerNet
+
+log = logging.getLogger(__name__)
+
+
+def register(registry: CommandRegistry) -> None:
+    parser = registry.add_train(
+        "tracker", "train the JEPA tracker (System 1) on a dataset", run_command
+    )
+    add_overrides(parser)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    config = load_config(args.overrides)
+    train_tracker(
+        config.tracker, Path(config.data), Path(config.out) / "tracker", config.seed,
+        config.trainer,
+    )  # fmt: skip
+    return 0
+
+
+@dataclass
+class TrainResult:
+    export: Path
+    seconds: float
+    steps: int
+    metrics: dict[str, float]
+
+
+def frame_rate(store: EpisodeStore) -> float:
+    """Record rate (Hz) from the episodes' timestamps."""
+    steps = np.concatenate([np.diff(store.episode(i).timestamp) for i in range(len(store))])
+    steps = steps[steps > 0]
+    if not len(steps):
+        raise DataError("episodes have no increasing timestamps; cannot tell the frame rate")
+    return float(1.0 / np.median(steps))
+
+
+def split_episodes(count: int, val: int) -> tuple[list[int], list[int]]:
+    """Every k-th episode to validation (spreads it over tasks), the rest to training."""
+    val = min(val, count // 5)
+    val_ids = set(np.linspace(0, count - 1, val).round().astype(int).tolist()) if val else set()
+    return [i for i in range(count) if i not in val_ids], sorted(val_ids)
+
+
+def _resume_path(resume: str, run_dir: Path) -> str | None:
+    if not resume:
+        return None
+    # OmegaConf reads a bare `true` as a bool, which the str field then holds as "True".
+    latest = resume.lower() == "true"
+    path = run_dir / "lightning" / "last.ckpt" if latest else Path(resume)
+    if not path.is_file():
+        raise ConfigError("tracker.train.resume", resume,
+                          f"'true' with an existing {run_dir}/lightning/last.ckpt, or a .ckpt "
+                          "path (or '' to start fresh)")  # fmt: skip
+    return str(path)
+
+
+def _loader(dataset: WindowDataset, batch_size: int, shuffle: bool, workers: int, seed: int):
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+        collate_fn=collate_arrays, generator=torch.Generator().manual_seed(seed),
+        persistent_workers=workers > 0,
+    )  # fmt: skip
+
+
+def train_tracker(
+    config: TrackerConfig, data: Path, run_dir: Path, seed: int, trainer_config: TrainerConfig
+) -> TrainResult:
+    """Train on the episodes in ``data``; export to ``config.train.export`` (or run_dir)."""
+    started = time.monotonic()
+    torch.set_num_threads(trainer_config.threads)
+    pl.seed_everything(seed, workers=True)
+    tc = config.train
+    store = EpisodeStore.load(data, camera=config.camera, max_episodes=tc.max_episodes)
+    config.frame_hz = frame_rate(store)
+    train_ids, val_ids = split_episodes(len(store), tc.val_episodes)
+    train_store = store.subset(train_ids)
+    net = TrackerNet(config)
+    net.set_stats({k: train_store.stats(k) for k in NORMALISED})
+    offsets = window_offsets(config)
+    train_set = WindowDataset(train_store, offsets, require_future=config.horizon)
+    log.info("tracker: %d episodes (%d val), %d windows", len(store), len(val_ids),
+             len(train_set))  # fmt: skip
+    val_loader = None
+    if val_ids:
+        val_set = WindowDataset(store.subset(val_ids), offsets, require_future=config.horizon)
+        val_loader = _loader(val_set, tc.batch_size, False, trainer_config.num_workers, seed)
+    trainer = pl.Trainer(
+        accelerator=trainer_config.accelerator,
+        devices=trainer_config.devices,
+        strategy=trainer_config.strategy,
+        precision=trainer_config.precision,
+        max_steps=tc.max_steps,
+        max_epochs=-1,
+        max_time={"minutes": tc.max_minutes},
+        logger=[
+            CSVLogger(run_dir / "logs", name="csv"),
+            TensorBoardLogger(run_dir / "logs", name="tensorboard"),
+        ],
+        callbacks=[
+            RichProgressBar(),
+            ModelCheckpoint(
+                dirpath=run_dir / "lightning", save_last=True, every_n_train_steps=tc.val_every
+            ),
+        ],  # fmt: skip
+        log_every_n_steps=trainer_config.log_every_n_steps,
+        val_check_interval=tc.val_every if val_loader is not None else None,
+        check_val_every_n_epoch=None,
+        limit_val_batches=20,
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+        deterministic=False,
+    )
+    module = TrackerLightning(net, config)
+    trainer.fit(
+        module,
+        train_dataloaders=_loader(train_set, tc.batch_size, True, trainer_config.num_workers,
+                                  seed),
+        val_dataloaders=val_loader,
+        ckpt_path=_resume_path(tc.resume, run_dir),
+    )  # fmt: skip
+    export = Path(tc.export) if tc.export else run_dir / "export"
+    seconds = time.monotonic() - started
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    if trainer.global_rank == 0:
+        save_checkpoint(export, net.cpu(), config)
+        summary = {"seconds": seconds, "steps": trainer.global_step, "data": str(data),
+                   "episodes": len(store), "seed": seed, "metrics": metrics}  # fmt: skip
+        atomic_write_text(export / "train_summary.json", json.dumps(summary, indent=2))
+        log.info("tracker: %d steps in %.0f s, exported to %s", trainer.global_step, seconds,
+                 export)  # fmt: skip
+    return TrainResult(export, seconds, trainer.global_step, metrics)

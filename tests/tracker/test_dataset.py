@@ -1,0 +1,48 @@
+"""Windows over in-memory episodes: offsets, clamping at episode edges, statistics."""
+
+import numpy as np
+import pytest
+
+from dualctl.data.dataset import EpisodeStore, WindowDataset
+from dualctl.errors import DataError
+
+
+def test_windows_gather_offsets_and_clamp_at_the_edges(synthetic_dataset):
+    store = EpisodeStore.load(synthetic_dataset)
+    windows = WindowDataset(store, {"proprio": [-2, 0, 3], "frames": [0, 1]}, require_future=3)
+    assert len(windows) == sum(int(n) - 3 for n in store.lengths)
+    batch = windows.__getitems__([0, 5])
+    first = store.episode(0)
+    # window 0 is (episode 0, t=0): the -2 step clamps to t=0.
+    np.testing.assert_array_equal(batch["proprio"][0], first.proprio[[0, 0, 3]])
+    np.testing.assert_array_equal(batch["proprio"][1], first.proprio[[3, 5, 8]])
+    np.testing.assert_array_equal(batch["frames"][1, 1], store.arrays["frames"][6])
+    np.testing.assert_array_equal(batch["index"][1], [0, 5])
+
+
+def test_future_offsets_clamp_to_the_last_step(synthetic_dataset):
+    store = EpisodeStore.load(synthetic_dataset)
+    windows = WindowDataset(store, {"action": [0, 100]})
+    last = int(store.lengths[0]) - 1
+    item = windows[last]
+    np.testing.assert_array_equal(item["action"][1], store.episode(0).action[last])
+
+
+def test_subset_and_stats(synthetic_dataset):
+    store = EpisodeStore.load(synthetic_dataset)
+    sub = store.subset([2, 0])
+    assert len(sub) == 2 and sub.metas[0]["seed"] == 2
+    np.testing.assert_array_equal(sub.arrays["frames"][: sub.lengths[0]],
+                                  store.arrays["frames"][store.slice(2)])  # fmt: skip
+    stats = store.stats("action")
+    assert stats.mean.shape == (7,) and (stats.std >= 1e-3).all()
+    normalised = stats.normalise(store.arrays["action"])
+    assert abs(normalised[:, 0].mean()) < 1e-4 and abs(normalised[:, 0].std() - 1) < 1e-3
+
+
+def test_missing_dataset_and_unknown_keys_are_data_errors(synthetic_dataset, tmp_path):
+    with pytest.raises(DataError, match="dataset.json"):
+        EpisodeStore.load(tmp_path)
+    store = EpisodeStore.load(synthetic_dataset)
+    with pytest.raises(DataError, match="bogus"):
+        WindowDataset(store, {"bogus": [0]})

@@ -1,0 +1,144 @@
+"""The network's parts: EMA target, numpy fast path = torch, missing modalities, backends."""
+
+import numpy as np
+import pytest
+import torch
+
+from dualctl.config import load_config
+from dualctl.data.dataset import EpisodeStore, WindowDataset, collate_arrays
+from dualctl.tracker.fastpath import FastPath
+from dualctl.tracker.jepa import JepaTracker
+from dualctl.tracker.lit import TrackerLightning, window_offsets
+from dualctl.tracker.model import NORMALISED, TrackerNet, images_to_float
+from dualctl.types import Observation
+
+from .conftest import SMALL
+
+
+def small_config(*extra):
+    return load_config([*SMALL, *extra]).tracker
+
+
+def trained_parts(store, steps=5, **kw):
+    config = small_config(*[f"tracker.train.{k}={v}" for k, v in kw.items()])
+    torch.manual_seed(0)
+    net = TrackerNet(config)
+    net.set_stats({k: store.stats(k) for k in NORMALISED})
+    return config, net
+
+
+def flat_params(module):
+    return torch.cat([p.detach().flatten().clone() for p in module.parameters()])
+
+
+def test_ema_target_moves_slower_than_the_online_encoder(synthetic_dataset):
+    store = EpisodeStore.load(synthetic_dataset)
+    config, net = trained_parts(store, ema_start=0.95, ema_end=0.99)
+    module = TrackerLightning(net, config)
+    windows = WindowDataset(store, window_offsets(config), require_future=config.horizon)
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-3)
+    online0, target0 = flat_params(net.encoder), flat_params(net.target_encoder)
+    for step in range(5):
+        batch = collate_arrays(windows.__getitems__(list(range(step * 8, step * 8 + 8))))
+        loss = module.total(module.losses(batch, train=True))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        net.update_target(0.95)
+    assert all(p.grad is None for p in net.target_encoder.parameters())
+    online_moved = (flat_params(net.encoder) - online0).norm()
+    target_moved = (flat_params(net.target_encoder) - target0).norm()
+    assert online_moved > 0
+    assert 0 < target_moved < 0.5 * online_moved
+
+
+def observation(rng, wrench_scale=1.0):
+    return Observation(
+        timestamp=0.0, images={}, proprio=rng.normal(size=10),
+        wrench=rng.normal(size=6) * wrench_scale, tactile=rng.normal(size=(2, 4, 4, 3)),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("force_missing,tactile_missing", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_numpy_fast_path_matches_torch(synthetic_dataset, force_missing, tactile_missing):
+    store = EpisodeStore.load(synthetic_dataset)
+    config, net = trained_parts(store)
+    rng = np.random.default_rng(0)
+    obs = observation(rng)
+    history = np.stack([obs.wrench] * config.force_history).astype(np.float32)
+    z, ref = rng.normal(size=(2, config.latent_dim)).astype(np.float32)
+    fast = FastPath(net)
+    context = fast.context(obs.proprio, history, obs.tactile, force_missing, tactile_missing)
+    vector = fast.action(z, ref, context)
+    with torch.no_grad():
+        flags = [torch.tensor([[float(force_missing)]]), torch.tensor([[float(tactile_missing)]])]
+        torch_context = net.context(torch.from_numpy(obs.proprio)[None],
+                                    torch.from_numpy(history)[None],
+                                    torch.from_numpy(obs.tactile)[None], *flags)  # fmt: skip
+        expected = net.denormalise("action", net.head_action(
+            torch.from_numpy(z)[None], torch.from_numpy(ref)[None], torch_context))[0]  # fmt: skip
+    np.testing.assert_allclose(context, torch_context[0].numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(vector, expected.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_dropped_modalities_ignore_their_inputs(synthetic_dataset):
+    store = EpisodeStore.load(synthetic_dataset)
+    config, net = trained_parts(store)
+    config.drop_force, config.drop_tactile = True, True
+    tracker = JepaTracker(net, config)
+    rng = np.random.default_rng(1)
+    z, ref = rng.normal(size=(2, config.latent_dim)).astype(np.float32)
+    calm, shaken = observation(np.random.default_rng(2)), observation(rng, wrench_scale=50)
+    shaken.proprio = calm.proprio
+    a = tracker.act(calm, z, ref).to_array()
+    tracker.reset()
+    b = tracker.act(shaken, z, ref).to_array()
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+    config.drop_force, config.drop_tactile = False, False
+    full = JepaTracker(net, config)
+    assert not np.allclose(full.act(calm, z, ref).to_array(), a)
+
+
+def test_wrench_history_keeps_one_sample_per_frame_period(synthetic_dataset):
+    store = EpisodeStore.load(synthetic_dataset)
+    config, net = trained_parts(store)
+    tracker = JepaTracker(net, config)
+    for i, t in enumerate(np.arange(0, 0.2, 0.005)):  # 200 Hz ticks, 20 Hz frames
+        tracker._wrench_history(np.full(6, float(i), np.float32), float(t))
+    history = tracker._history[:, 0]
+    assert history[-1] == 39
+    assert np.all(np.diff(history) >= 9)  # slots ~10 ticks (one frame period) apart
+
+
+def test_encode_shapes_and_resizing(synthetic_dataset):
+    store = EpisodeStore.load(synthetic_dataset)
+    config, net = trained_parts(store)
+    tracker = JepaTracker(net, config)
+    frames = np.random.default_rng(0).integers(0, 255, (3, 48, 48, 3), dtype=np.uint8)
+    latents = tracker.encode(frames)
+    assert latents.shape == (3, config.latent_dim) and latents.dtype == np.float32
+    assert images_to_float(torch.from_numpy(frames), 32).shape == (3, 3, 32, 32)
+
+
+def test_vjepa2_backend_tiny_random_config():
+    config = small_config("tracker.encoder=vjepa2", "tracker.vjepa2_hidden_size=32",
+                          "tracker.vjepa2_layers=1")  # fmt: skip
+    net = TrackerNet(config)
+    images = torch.rand(2, 3, 32, 32)
+    latents = net.encode(images)
+    assert latents.shape == (2, config.latent_dim)
+    latents.sum().backward()
+    grads = [p.grad for p in net.encoder.backbone.parameters() if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_latent_mpc_returns_a_finite_action(synthetic_dataset):
+    store = EpisodeStore.load(synthetic_dataset)
+    config, net = trained_parts(store)
+    config.controller = "mpc"
+    tracker = JepaTracker(net, config)
+    rng = np.random.default_rng(0)
+    z, ref = rng.normal(size=(2, config.latent_dim)).astype(np.float32)
+    action = tracker.act(observation(rng), z, ref)
+    assert action.is_finite()
+    assert tracker.mpc.previous is not None

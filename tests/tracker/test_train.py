@@ -1,0 +1,103 @@
+"""`dualctl train tracker` end to end on the synthetic fixture, then what loading promises."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from dualctl.cli import main
+from dualctl.config import load_config
+from dualctl.data.dataset import EpisodeStore
+from dualctl.errors import CheckpointError
+from dualctl.tracker.checkpoint import load_checkpoint
+from dualctl.tracker.evaluate import prediction_errors
+from dualctl.tracker.jepa import load_tracker
+from dualctl.types import Observation
+
+from .conftest import SMALL, write_synthetic_dataset
+
+TRAIN = [*SMALL, "tracker.train.max_steps=200", "tracker.train.lr=3e-3",
+         "tracker.train.ema_start=0.9", "tracker.train.ema_end=0.95"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    status = main(["train", "tracker", f"data={synthetic_dataset}", f"out={out}", *TRAIN])
+    assert status == 0
+    return out / "tracker"
+
+
+def test_training_writes_checkpoint_logs_and_summary(trained):
+    export = trained / "export"
+    assert (export / "model.safetensors").is_file() and (export / "config.yaml").is_file()
+    assert (trained / "lightning" / "last.ckpt").is_file()
+    metrics = (trained / "logs" / "csv" / "version_0" / "metrics.csv").read_text()
+    assert "train/latent_std_min" in metrics and "val/rollout" in metrics
+    summary = json.loads((export / "train_summary.json").read_text())
+    assert summary["steps"] == 200 and summary["seed"] == 0
+
+
+def test_trained_predictor_beats_copying_the_last_latent(trained, tmp_path):
+    heldout = write_synthetic_dataset(tmp_path / "heldout", episodes=4)
+    net, config = load_checkpoint(trained / "export")
+    report = prediction_errors(net, EpisodeStore.load(heldout), horizon=4)
+    assert report.predictor[1] < report.copy_last[1]
+    assert report.predictor[4] < 0.8 * report.copy_last[4]
+    assert report.latent_std.min() > 0.05  # no collapsed dimension
+
+
+@pytest.mark.parametrize("modalities", [("force", "tactile"), ("force",), ("tactile",), ()])
+def test_loaded_tracker_runs_with_any_modalities(trained, modalities):
+    tracker = load_tracker(trained / "export", modalities=modalities)
+    assert tracker.force_missing == ("force" not in modalities)
+    assert tracker.tactile_missing == ("tactile" not in modalities)
+    frames = np.zeros((2, 32, 32, 3), np.uint8)
+    z = tracker.encode(frames)
+    obs = Observation(0.0, {}, np.zeros(10), np.ones(6), np.ones((2, 4, 4, 3)))
+    action = tracker.act(obs, z[0], z[1])
+    assert action.is_finite()
+
+
+def test_missing_checkpoint_names_path_and_fix(tmp_path):
+    with pytest.raises(CheckpointError, match=f"{tmp_path / 'nope'}.*dualctl train tracker"):
+        load_tracker(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="config.yaml"):
+        load_tracker(tmp_path / "empty")
+
+
+def test_mismatched_config_names_the_keys(trained):
+    config = load_config([*SMALL, "tracker.latent_dim=32"]).tracker
+    with pytest.raises(CheckpointError, match="tracker.latent_dim=32 .checkpoint has 16"):
+        load_tracker(trained / "export", config=config)
+    same = load_config([*SMALL, "tracker.controller=mpc"]).tracker
+    assert load_tracker(trained / "export", config=same).mpc is not None
+
+
+def test_weights_and_config_from_different_runs_are_refused(trained, tmp_path):
+    folder = tmp_path / "ckpt"
+    shutil.copytree(trained / "export", folder)
+    text = (folder / "config.yaml").read_text().replace("hidden_dim: 64", "hidden_dim: 128")
+    (folder / "config.yaml").write_text(text)
+    with pytest.raises(CheckpointError, match="different runs"):
+        load_tracker(folder)
+    (folder / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load_tracker(folder)
+
+
+def test_resume_continues_from_the_last_checkpoint(trained, synthetic_dataset):
+    out = trained.parent
+    status = main(["train", "tracker", f"data={synthetic_dataset}", f"out={out}", *TRAIN[:-3],
+                   "tracker.train.max_steps=210", "tracker.train.resume=true"])  # fmt: skip
+    assert status == 0
+    summary = json.loads((trained / "export" / "train_summary.json").read_text())
+    assert summary["steps"] == 210
+
+
+def test_resume_without_a_checkpoint_is_a_config_error(synthetic_dataset, tmp_path):
+    status = main(["train", "tracker", f"data={synthetic_dataset}", f"out={tmp_path}", *SMALL,
+                   "tracker.train.resume=true"])  # fmt: skip
+    assert status == 2
