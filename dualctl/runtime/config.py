@@ -1,21 +1,130 @@
-"""Schema of the ``runtime`` config section."""
+"""Schema of the ``runtime`` config section: clocks, rates, plan timing, safety limits,
+telemetry and the demo."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from dualctl.errors import check_choice
+from dualctl.errors import ConfigError, check_choice, check_range
+from dualctl.types import GRIPPER_FORCE_RANGE, GRIPPER_STROKE_M
+
+
+@dataclass
+class SafetyConfig:
+    """Limits the safety supervisor enforces on every tick.
+
+    Attributes:
+        max_grip_force_n: measured grip force (N, mean fingertip normal force) above which the
+            gripper is told to release within the same tick; also caps the commanded force.
+        release_width_m: how far (m) the fingers open past their current width on a release.
+        workspace_low: (x, y, z) lower corner of the box the end effector must stay in, m.
+        workspace_high: (x, y, z) upper corner, m.
+        max_speed_mps: end-effector linear speed limit, m/s.
+        max_yaw_rate: end-effector yaw-rate limit, rad/s.
+        max_obs_age_s: an observation whose oldest force/tactile/proprio stream is older than
+            this (s) is not acted on: the arm holds.
+        max_plan_age_s: a plan conditioned longer ago than this (s) is stale even before its
+            own ``valid_until``.
+        deadline_tolerance_s: a tick starting later than its deadline by more than this (s) is
+            a deadline miss.
+        watchdog_misses: this many consecutive deadline misses make the watchdog hold motion.
+        estop_mode: what the gripper does on an e-stop: "hold" keeps the grip, "open" opens.
+        health_period_s: how often (s) the body's health is polled; a fault is an e-stop.
+    """
+
+    max_grip_force_n: float = 120.0
+    release_width_m: float = 0.004
+    workspace_low: list[float] = field(default_factory=lambda: [-0.35, -0.35, 0.0])
+    workspace_high: list[float] = field(default_factory=lambda: [0.35, 0.35, 0.45])
+    max_speed_mps: float = 0.5
+    max_yaw_rate: float = 2.0
+    max_obs_age_s: float = 0.05
+    max_plan_age_s: float = 4.0
+    deadline_tolerance_s: float = 0.001
+    watchdog_misses: int = 5
+    estop_mode: str = "hold"
+    health_period_s: float = 0.1
+
+    def __post_init__(self):
+        key = "runtime.safety"
+        check_range(f"{key}.max_grip_force_n", self.max_grip_force_n, *GRIPPER_FORCE_RANGE)
+        check_range(f"{key}.release_width_m", self.release_width_m, 0.0, GRIPPER_STROKE_M)
+        for name in ("workspace_low", "workspace_high"):
+            if len(getattr(self, name)) != 3:
+                raise ConfigError(f"{key}.{name}", getattr(self, name), "a list [x, y, z] in m")
+        if any(lo >= hi for lo, hi in zip(self.workspace_low, self.workspace_high)):
+            raise ConfigError(
+                f"{key}.workspace_low", self.workspace_low, "each value below workspace_high"
+            )
+        check_range(f"{key}.max_speed_mps", self.max_speed_mps, 0.0, 5.0)
+        check_range(f"{key}.max_yaw_rate", self.max_yaw_rate, 0.0, 20.0)
+        check_range(f"{key}.max_obs_age_s", self.max_obs_age_s, 1e-4, 10.0)
+        check_range(f"{key}.max_plan_age_s", self.max_plan_age_s, 0.01, 600.0)
+        check_range(f"{key}.deadline_tolerance_s", self.deadline_tolerance_s, 0.0, 1.0)
+        check_range(f"{key}.watchdog_misses", self.watchdog_misses, 1)
+        check_choice(f"{key}.estop_mode", self.estop_mode, ("hold", "open"))
+        check_range(f"{key}.health_period_s", self.health_period_s, 0.001, 10.0)
 
 
 @dataclass
 class RuntimeConfig:
-    """Scheduler settings.
+    """Scheduler settings. The control rate itself is ``tracker.rate_hz``.
 
     Attributes:
-        clock: "real" (wall clock, paced by deadlines) or "virtual" (deterministic, fast).
+        clock: "real" (wall clock, paced by absolute deadlines) or "virtual" (deterministic,
+            as fast as the machine allows, planner latency simulated).
+        spin_s: real clock: the last part of every wait (s) is a busy spin, because asyncio's
+            timer wakes up to ~1 ms late (epoll has millisecond resolution). Negative means
+            "calibrate at start" (measure the timer's overshoot and use its p99).
+        replan_period_s: a new plan is requested this often (s) ...
+        replan_margin_s: ... or sooner, when the current plan ends within this time (s) of
+            ``now + lookahead``.
+        blend_s: a late plan is stitched: the old reference is kept up to ``arrival +
+            lookahead`` and blends into the new plan over this time (s).
+        plan_latency_s: virtual clock: simulated planner latency (s) between request and
+            arrival when ``plan_latency_mode`` is "fixed"; added on top of the real latency in
+            real-time mode as an injected delay when ``inject_delay`` is true.
+        plan_latency_mode: virtual clock: "fixed" (deterministic) or "measured" (the planner
+            process's own compute time, not deterministic).
+        inject_delay: real clock: add ``plan_latency_s`` to every plan's arrival (for delay
+            studies); the virtual clock always uses ``plan_latency_s``.
+        planner_timeout_s: a planner that has not answered this long (s) after a request is
+            declared hung, killed and restarted.
+        planner_restart_s: wait (s) before restarting a crashed or hung planner process.
+        planner_shm_mb: size of each of the two shared-memory blocks that carry observations to
+            the planner process and plans back, MB.
+        max_job_wait_s: real clock: background work (frame encoding) normally runs only in a
+            tick's slack; after waiting this long (s) it runs anyway.
+        telemetry_path: write one JSON line per tick and per event here ("" = don't).
+        status_line: show a live status line in the terminal (real clock).
+        safety: the safety supervisor's limits.
     """
 
     clock: str = "virtual"
+    spin_s: float = -1.0
+    replan_period_s: float = 0.5
+    replan_margin_s: float = 0.5
+    blend_s: float = 0.25
+    plan_latency_s: float = 0.3
+    plan_latency_mode: str = "fixed"
+    inject_delay: bool = False
+    planner_timeout_s: float = 5.0
+    planner_restart_s: float = 0.5
+    planner_shm_mb: float = 8.0
+    max_job_wait_s: float = 0.1
+    telemetry_path: str = ""
+    status_line: bool = True
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
 
     def __post_init__(self):
         check_choice("runtime.clock", self.clock, ("real", "virtual"))
+        check_range("runtime.spin_s", self.spin_s, -1.0, 0.01)
+        check_range("runtime.replan_period_s", self.replan_period_s, 0.01, 60.0)
+        check_range("runtime.replan_margin_s", self.replan_margin_s, 0.0, 60.0)
+        check_range("runtime.blend_s", self.blend_s, 0.0, 10.0)
+        check_range("runtime.plan_latency_s", self.plan_latency_s, 0.0, 60.0)
+        check_choice("runtime.plan_latency_mode", self.plan_latency_mode, ("fixed", "measured"))
+        check_range("runtime.planner_timeout_s", self.planner_timeout_s, 0.01, 600.0)
+        check_range("runtime.planner_restart_s", self.planner_restart_s, 0.0, 60.0)
+        check_range("runtime.planner_shm_mb", self.planner_shm_mb, 0.1, 1024.0)
+        check_range("runtime.max_job_wait_s", self.max_job_wait_s, 0.0, 10.0)

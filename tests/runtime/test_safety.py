@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+from dualctl.runtime.config import SafetyConfig
+from dualctl.runtime.safety import SafetySupervisor, grip_force
+from dualctl.types import (
+    GRIPPER_FORCE_RANGE,
+    GRIPPER_STROKE_M,
+    PROPRIO_DIM,
+    TACTILE_SHAPE,
+    Action,
+    GripperCommand,
+    Observation,
+)
+
+
+def observe(t=1.0, position=(0.0, 0.0, 0.1), width=0.03, finger_force_n=0.0, age=0.0):
+    proprio = np.zeros(PROPRIO_DIM)
+    proprio[:3], proprio[4] = position, width
+    tactile = np.zeros(TACTILE_SHAPE)
+    tactile[..., 0] = finger_force_n / 16.0
+    stamps = {"proprio": t - age, "wrench": t - age, "tactile": t - age}
+    return Observation(t, {}, proprio, np.zeros(6), tactile, stamps)
+
+
+def command(velocity=(0.0, 0.0, 0.0, 0.0), width=0.02, force=60.0):
+    return Action(np.array(velocity, np.float32), GripperCommand(width, 0.05, force))
+
+
+@pytest.fixture
+def safety():
+    return SafetySupervisor(SafetyConfig(max_grip_force_n=100.0), period_s=0.005)
+
+
+def test_grip_force_over_the_limit_releases_in_the_same_tick(safety):
+    obs = observe(width=0.03, finger_force_n=130.0)
+    assert grip_force(obs) == pytest.approx(130.0)
+    sent, notes = safety.filter(command(width=0.0, force=200.0), obs, 1.0)
+    assert sent.gripper.width_m > 0.03 and sent.gripper.force_n == GRIPPER_FORCE_RANGE[0]
+    assert [n.kind for n in notes] == ["grip_force"]
+    sent, notes = safety.filter(command(width=0.0, force=200.0), observe(finger_force_n=50.0), 1.0)
+    assert sent.gripper.force_n == 100.0 and notes == []  # commanded force capped, no release
+
+
+def test_non_finite_commands_are_rejected_and_the_last_grip_is_held(safety):
+    safety.filter(command(width=0.025, force=40.0), observe(), 1.0)
+    sent, notes = safety.filter(command(velocity=(np.nan, 0, 0, 0), width=np.inf), observe(), 1.005)
+    assert sent.is_finite() and not sent.ee_velocity.any()
+    assert sent.gripper == GripperCommand(0.025, 0.05, 40.0)
+    assert notes[0].kind == "nan_action"
+
+
+def test_speed_yaw_and_workspace_limits(safety):
+    sent, notes = safety.filter(command(velocity=(3.0, 4.0, 0.0, 9.0)), observe(), 1.0)
+    assert np.linalg.norm(sent.ee_velocity[:3]) == pytest.approx(0.5, rel=1e-5)
+    assert sent.ee_velocity[3] == pytest.approx(2.0)
+    assert {"speed_limit", "yaw_rate_limit"} <= {n.kind for n in notes}
+    # At the box's lower z face moving down: stopped along z, free along x.
+    sent, notes = safety.filter(
+        command(velocity=(0.1, 0.0, -0.2, 0.0)), observe(position=(0, 0, 0.0)), 1.0
+    )
+    assert sent.ee_velocity[2] == 0.0 and sent.ee_velocity[0] == pytest.approx(0.1)
+    assert notes[0].kind == "workspace"
+    # Outside the box: may only come back in.
+    sent, _ = safety.filter(command(velocity=(0.2, 0, 0, 0)), observe(position=(0.5, 0, 0.1)), 1.0)
+    assert sent.ee_velocity[0] == 0.0
+    sent, _ = safety.filter(command(velocity=(-0.2, 0, 0, 0)), observe(position=(0.5, 0, 0.1)), 1.0)
+    assert sent.ee_velocity[0] == pytest.approx(-0.2)
+
+
+def test_stale_observations_and_deadline_misses_hold(safety):
+    sent, notes = safety.filter(command(velocity=(0.1, 0, 0, 0)), observe(age=0.2), 1.0)
+    assert not sent.ee_velocity.any() and notes[0].kind == "stale_observation"
+    kinds = []
+    for _ in range(6):
+        sent, notes = safety.filter(
+            command(velocity=(0.1, 0, 0, 0)), observe(), 1.0, lateness_s=0.01
+        )
+        kinds.append([n.kind for n in notes])
+    assert kinds[3] == [] and kinds[4] == ["deadline_watchdog"] and not sent.ee_velocity.any()
+
+
+@pytest.mark.parametrize("mode", ["hold", "open"])
+def test_estop_latches_a_safe_state(mode):
+    safety = SafetySupervisor(SafetyConfig(estop_mode=mode), period_s=0.005)
+    safety.filter(command(width=0.02, force=50.0), observe(), 1.0)
+    note = safety.estop("operator", 1.1)
+    assert note.kind == "estop"
+    for _ in range(3):
+        sent, _ = safety.filter(command((0.3, 0, 0, 0), 0.0, 200.0), observe(t=1.2), 1.2)
+        assert not sent.ee_velocity.any()
+        expected = GRIPPER_STROKE_M if mode == "open" else 0.02
+        assert sent.gripper.width_m == pytest.approx(expected)
+    safety.clear_estop()
+    sent, _ = safety.filter(command(velocity=(0.3, 0, 0, 0)), observe(t=1.3), 1.3)
+    assert sent.ee_velocity[0] == pytest.approx(0.3)
