@@ -98,7 +98,8 @@ class AblateConfig:
             about +-0.14 wide at a 50 % success rate.
         seed: seed of a cell's first episode; episode i uses ``seed + i`` in every arm. Far from
             the collection seeds so evaluation scenes are not training scenes.
-        episode_s: episode time limit in (virtual) seconds.
+        episode_s: a cap on episode length, virtual s; each task's own time limit (in the
+            sim) ends episodes first.
         workers: parallel worker processes (one episode each at a time).
         videos_per_arm: rollout videos per (task, arm), of the first split's lowest seeds.
         out: output folder (CSV, table, plots, videos).
@@ -115,7 +116,7 @@ class AblateConfig:
     splits: list[str] = field(default_factory=lambda: list(SPLITS))
     episodes_per_cell: int = 50
     seed: int = 100_000
-    episode_s: float = 12.0
+    episode_s: float = 16.0
     workers: int = 2
     videos_per_arm: int = 1
     out: str = "out/ablate"

@@ -100,6 +100,7 @@ async def _loop(
         config.safety, period, getattr(getattr(body, "spec", None), "has_arm", True)
     )
     start = deadline = clock.now()
+    tick = 0
     observation = None
     try:
         while True:
@@ -123,10 +124,11 @@ async def _loop(
             )
             telemetry.tick(values, notes)
             if should_stop() or (
-                max_duration_s is not None and clock.now() - start >= max_duration_s
+                max_duration_s is not None and clock.now() - start >= max_duration_s - 1e-9
             ):
                 return
-            deadline += period
+            tick += 1
+            deadline = start + tick * period  # no drift from summing periods
     finally:
         if observation is not None:
             await body.act(safety.hold(observation, clock.now()))

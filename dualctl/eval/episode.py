@@ -226,7 +226,7 @@ async def _drive(
 
 
 def _episode_over(body) -> bool:
-    return bool(body.status.done)
+    return bool(body.status().done)
 
 
 def run_episode(job: Job, models: Models, videos: Path | None = None) -> EpisodeResult:
@@ -244,17 +244,21 @@ def run_episode(job: Job, models: Models, videos: Path | None = None) -> Episode
     recorder = FrameRecorder(config.tracker.camera)
     on_frame = recorder if job.record_video and videos else None
 
+    outcome = []
+
     async def episode() -> RunSummary:
         await body.connect()
         try:
-            return await _drive(built, body, clock, config, telemetry, on_frame)
+            summary = await _drive(built, body, clock, config, telemetry, on_frame)
+            outcome.append(body.status())
+            return summary
         finally:
             await body.close()
 
     summary = clock.run(episode())
     result = _result(
         job,
-        body.status,
+        outcome[0],
         telemetry,
         summary,
         time.perf_counter() - started,
