@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 from dualctl.sim.config import SimConfig
-from dualctl.sim.tasks import GRAVITY, LIFT_HEIGHT, instruction, sample_variation
+from dualctl.sim.tasks import GRAVITY, LIFT_HEIGHT, Status, instruction, sample_variation
 from dualctl.sim.world import World
 
 from dualctl.data.episode import Episode
@@ -39,12 +39,19 @@ def expert_grip_force(variation) -> float:
 
 class Expert:
     """Approach, descend, close to a target force, lift (and for Place: carry, lower, release,
-    retreat). Call :meth:`act` with the world whenever a new command is wanted."""
+    retreat). Call :meth:`act` whenever a new command is wanted.
 
-    def __init__(self, task: str, world: World):
+    ``grip_force`` (N) and ``close_width`` (m) override how it closes: a fixed force or a
+    fixed finger position instead of the force the object needs (the baselines that show
+    force matters)."""
+
+    def __init__(
+        self, task: str, world: World, grip_force: float | None = None, close_width: float = 0.0
+    ):
         self.task, self.world = task, world
         self.phase = "approach"
-        self.grip_force = expert_grip_force(world.variation)
+        self.grip_force = expert_grip_force(world.variation) if grip_force is None else grip_force
+        self.close_width = close_width
         self._phase_start = 0.0
         self._velocity = np.zeros(4)
         self._last_time = world.time
@@ -79,7 +86,7 @@ class Expert:
         half_z = self.world.variation.object_half[2]
         in_phase = state.time - self._phase_start
         opened = GripperCommand(GRIPPER_STROKE_M, 0.1, self.grip_force)
-        closed = GripperCommand(0.0, CLOSE_SPEED, self.grip_force)
+        closed = GripperCommand(self.close_width, CLOSE_SPEED, self.grip_force)
         if self.phase == "approach":
             self._yaw = self._grasp_yaw()
             self._grasp_z = max(obj[2], 0.022)
@@ -147,6 +154,27 @@ def run_episode(world: World, policy, camera_hz: float) -> dict[str, list]:
             return steps
         t += period
         world.advance_to(t)
+
+
+def run_blind(world: World, policy, period: float = 0.05) -> Status:
+    """Step ``world`` with ``policy()`` every ``period`` s until the task ends, without
+    rendering or recording (fast: for sweeps and tests). Returns the final status."""
+    while not world.monitor.status.done:
+        world.apply(policy())
+        world.advance_to(world.time + period)
+    return world.monitor.status
+
+
+def expert_outcome(
+    task: str, seed: int, split: str = "train", config: SimConfig | None = None, **overrides
+) -> Status:
+    """How the expert (with optional ``grip_force``/``close_width`` overrides) ends episode
+    ``seed``, without rendering."""  # fmt: skip
+    world = World(task, sample_variation(task, seed, split), config or SimConfig())
+    try:
+        return run_blind(world, Expert(task, world, **overrides).act)
+    finally:
+        world.close()
 
 
 def run_expert(task: str, seed: int, split: str, config: SimConfig) -> Episode:

@@ -125,10 +125,10 @@ def sample_variation(task: str, seed: int, split: str) -> Variation:
         light_diffuse=_band(rng, 0.35, 0.9, split),
     )
     if task == "Fragile":
-        hold, brk, friction, mass = _force_window(rng, split, (16, 110), (1.6, 2.4), (0.2, 0.4))
+        hold, brk, friction, mass = _force_window(rng, split, (14, 200), (1.6, 2.4), (0.15, 0.3))
         return Variation(**common, mass=mass, friction=friction, hold_force=hold, break_force=brk)
     if task == "Slippery":
-        hold, brk, friction, mass = _force_window(rng, split, (12, 120), (2.2, 3.2), (0.12, 0.25))
+        hold, brk, friction, mass = _force_window(rng, split, (12, 200), (1.8, 2.5), (0.12, 0.25))
         return Variation(**common, mass=mass, friction=friction, hold_force=hold, break_force=brk)
     mass = _band(rng, 0.1, 0.5, split)
     friction = _band(rng, 0.6, 1.2, split)
