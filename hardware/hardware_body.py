@@ -241,6 +241,8 @@ class HardwareBody(Body):
         self.netft.start_streaming()
         if self.bias_on_connect:
             await self.netft.software_bias()
+        sample = await self.netft.next_sample(self.netft_stale_s)
+        self.slots["wrench"].put(sample.wrench.astype(np.float32), sample.stamp)
         self._tasks.append(asyncio.create_task(self._read_netft(), name="netft"))
 
     async def _read_netft(self) -> None:

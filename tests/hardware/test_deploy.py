@@ -1,0 +1,35 @@
+"""`dualctl deploy`: the safety acknowledgement, and a dry run end to end on the emulators."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from dualctl.hardware import deploy
+
+from dualctl.cli import CommandRegistry
+from dualctl.errors import DualctlError
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="dualctl")
+    deploy.register(CommandRegistry(parser.add_subparsers(dest="command", required=True)))
+    return parser.parse_args(argv)
+
+
+def test_deploy_refuses_without_the_acknowledgement(capsys):
+    args = _parse(["deploy", "hardware=robotiq_rtu", "task=Lift", "--dry-run"])
+    with pytest.raises(deploy.NotAcknowledged, match="--i-understand-the-limits") as caught:
+        args.run(args)
+    assert isinstance(caught.value, DualctlError)  # the CLI turns it into exit status 2
+    shown = capsys.readouterr().out
+    assert "max grip force" in shown and "100 N" in shown  # the limits were shown first
+
+
+def test_dry_run_connects_checks_health_and_grips_the_emulated_object(capsys):
+    args = _parse(["deploy", "hardware=emulated", "task=Lift", "hardware.gripper.transport=tcp",
+                   "--i-understand-the-limits", "--object-width", "0.03"])  # fmt: skip
+    assert args.run(args) == 0
+    table = capsys.readouterr().out
+    close_row = next(line for line in table.splitlines() if "close" in line)
+    assert "0.030" in close_row and "yes" in close_row
