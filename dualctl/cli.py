@@ -20,7 +20,6 @@ COMMAND_MODULES = (
     "dualctl.eval.commands",
     "dualctl.sim.commands",
     "dualctl.hardware.deploy",
-    "dualctl.hardware.deploy",
 )
 
 
