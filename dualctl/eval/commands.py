@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import logging
 from pathlib import Path
 
@@ -59,9 +60,26 @@ def register(registry: CommandRegistry) -> None:
 
 
 def _outcome_config(config: Config) -> str:
-    """The resolved config without the keys that only select episodes."""
+    """The resolved config without the keys that only select episodes, and the digest of every
+    checkpoint's weights (a retrained model makes a new run, not a continuation)."""
     ablate = dataclasses.replace(config.ablate, **_EPISODE_SELECTION)
-    return to_yaml(dataclasses.replace(config, ablate=ablate))
+    a = config.ablate
+    folders = (
+        a.tracker_checkpoint,
+        a.planner_checkpoint,
+        a.baseline.checkpoint,
+        a.inverse_dynamics,
+    )
+    digests = [
+        f"# {path}: {_digest(path)}"
+        for folder in folders
+        for path in sorted(Path(folder).glob("*.safetensors"))
+    ]
+    return to_yaml(dataclasses.replace(config, ablate=ablate)) + "\n".join(digests) + "\n"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def _check_same_run(out: Path, config: Config) -> None:

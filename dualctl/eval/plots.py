@@ -69,12 +69,15 @@ def success_by_arm(
 
 
 def delay_arms(results: Sequence[EpisodeResult]) -> dict[str, int]:
-    """Arm name -> injected delay (ms) for every ``delay-<ms>`` arm present."""
+    """Arm name -> injected delay (ms) for every ``delay-<ms>`` arm present; ``full`` is the
+    0 ms point when there is no ``delay-0`` arm (it is the same controller)."""
     found = {}
     for r in results:
         match = DELAY_ARM.match(r.arm)
         if match:
             found[r.arm] = int(match.group(1))
+    if found and 0 not in found.values() and any(r.arm == "full" for r in results):
+        found["full"] = 0
     return found
 
 

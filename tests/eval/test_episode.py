@@ -3,40 +3,18 @@ parts under test are the drivers and the bookkeeping, not the models' skill)."""
 
 import numpy as np
 import pytest
-import torch
 
 from dualctl.config import load_config
-from dualctl.eval.baseline import ChunkPolicyNet, Normaliser, save_baseline
-from dualctl.eval.config import BaselineConfig
 from dualctl.eval.episode import Models, run_episode
 from dualctl.eval.references import GoalPlanner
 from dualctl.eval.results import Job
-from dualctl.tracker.checkpoint import save_checkpoint
-from dualctl.tracker.config import TrackerConfig
-from dualctl.tracker.model import TrackerNet
-from dualctl.types import ACTION_DIM, PROPRIO_DIM
 
 SEED = 100_000
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("models")
-    tracker = TrackerConfig(latent_dim=16, hidden_dim=32, sensor_dim=8)
-    save_checkpoint(root / "tracker", TrackerNet(tracker, load_encoder_weights=False), tracker)
-    norm = Normaliser(np.zeros(PROPRIO_DIM, np.float32), np.ones(PROPRIO_DIM, np.float32),
-                      np.zeros(ACTION_DIM, np.float32), np.full(ACTION_DIM, 0.02, np.float32))  # fmt: skip
-    small = BaselineConfig(channels=[8, 8, 16, 16], hidden=32)
-    save_baseline(root / "baseline", ChunkPolicyNet(small), small, norm, {"camera": "scene"})
-    one = BaselineConfig(channels=[8, 8, 16, 16], hidden=32, chunk=1, execute=1)
-    save_baseline(
-        root / "inverse", ChunkPolicyNet(one), one, norm, {"camera": "scene", "gap_s": 0.25}
-    )
-    config = load_config([
-        f"ablate.tracker_checkpoint={root / 'tracker'}", f"ablate.baseline.checkpoint={root / 'baseline'}",
-        f"ablate.inverse_dynamics={root / 'inverse'}", "ablate.episode_s=1.0",
-    ])  # fmt: skip
+def models(tiny_checkpoints):
+    config = load_config([*tiny_checkpoints, "ablate.episode_s=1.0"])
     models = Models(config)
     # The diffusion planner is not what these tests check; the expert's goal stands in for it.
     models._planner = GoalPlanner(models.expert("Lift", "train", SEED), 8, 2.0)
