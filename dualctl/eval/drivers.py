@@ -61,6 +61,7 @@ class InverseDynamics:
 class _Schedule:
     actions: np.ndarray
     knots: np.ndarray
+    plan: Plan
 
     def at(self, t: float) -> np.ndarray | None:
         if t < self.knots[0] or t >= self.knots[-1]:
@@ -92,8 +93,9 @@ async def _loop(
     propose: Callable[[Observation, float], Action | None],
     should_stop: Callable[[], bool],
     max_duration_s: float | None,
-    on_frame: Callable[[float, Observation], None] | None,
+    on_frame: Callable[[float, Observation, Plan | None], None] | None,
     latest: list,
+    plan: Callable[[], Plan | None] = lambda: None,
 ) -> None:
     period = 1.0 / rate_hz
     safety = SafetySupervisor(
@@ -110,7 +112,7 @@ async def _loop(
             observation = await body.observe()
             latest[0] = observation
             if on_frame is not None:
-                on_frame(now, observation)
+                on_frame(now, observation, plan())
             proposal = propose(observation, now)
             action, notes = safety.filter(proposal, observation, now, now - deadline)
             sent = await body.act(action)
@@ -147,7 +149,7 @@ async def run_open_loop_plans(
     camera: str = "scene",
     should_stop: Callable[[], bool] = lambda: False,
     max_duration_s: float | None = None,
-    on_frame: Callable[[float, Observation], None] | None = None,
+    on_frame: Callable[[float, Observation, Plan | None], None] | None = None,
 ) -> RunSummary:
     """The ``planner-only`` arm: see the module doc. ``rate_hz`` only sets how often the
     played-back command is sent; it never depends on the observations."""
@@ -170,7 +172,7 @@ async def run_open_loop_plans(
                 )
                 continue
             actions, knots = inverse.actions(observation.images[camera], result.plan)
-            current[0] = _Schedule(actions, knots)
+            current[0] = _Schedule(actions, knots, result.plan)
             telemetry.event("plan", clock.now(), how="replace", requested_at=result.requested_at,
                             conditioned_at=result.plan.conditioned_at,
                             latency_s=clock.now() - result.requested_at, compute_s=result.compute_s)  # fmt: skip
@@ -196,6 +198,7 @@ async def run_open_loop_plans(
             max_duration_s,
             on_frame,
             latest,
+            plan=lambda: current[0].plan if current[0] is not None else None,
         )
     finally:
         planner.cancel()
@@ -212,7 +215,7 @@ async def run_single_rate(
     *,
     should_stop: Callable[[], bool] = lambda: False,
     max_duration_s: float | None = None,
-    on_frame: Callable[[float, Observation], None] | None = None,
+    on_frame: Callable[[float, Observation, Plan | None], None] | None = None,
 ) -> RunSummary:
     """The ``baseline`` arm: the policy's command every ``1 / policy.config.rate_hz`` s."""
     policy.reset()

@@ -34,6 +34,7 @@ from dualctl.eval.baseline import BaselinePolicy, load_baseline
 from dualctl.eval.drivers import InverseDynamics, run_open_loop_plans, run_single_rate
 from dualctl.eval.references import GoalPlanner, OraclePlanner
 from dualctl.eval.results import EpisodeResult, Job
+from dualctl.eval.video import FrameRecorder, write_rollout
 from dualctl.planner.base import Planner
 from dualctl.runtime.clock import VirtualClock
 from dualctl.runtime.planner_process import InProcessPlanClient, PlanClient
@@ -160,21 +161,6 @@ def build(spec: ArmSpec, models: Models, job: Job, clock: VirtualClock) -> Built
     return built
 
 
-class FrameRecorder:
-    """Keeps each new camera frame once (drivers may call it on every tick)."""
-
-    def __init__(self, camera: str):
-        self.camera = camera
-        self.frames: list[np.ndarray] = []
-        self._stamp = -math.inf
-
-    def __call__(self, now: float, observation) -> None:
-        stamp = observation.stamps.get(f"image/{self.camera}", observation.timestamp)
-        if self.camera in observation.images and stamp > self._stamp:
-            self._stamp = stamp
-            self.frames.append(observation.images[self.camera])
-
-
 def _mean(values) -> float:
     values = [v for v in values if math.isfinite(v)]
     return float(np.mean(values)) if values else float("nan")
@@ -222,7 +208,7 @@ async def _drive(
     return await run_controller(body, built.tracker, built.plans, clock, runtime, telemetry,
                                 rate_hz=config.tracker.rate_hz, instruction=body.instruction,
                                 camera=config.tracker.camera, should_stop=stop, max_duration_s=limit,
-                                on_frame=on_frame and (lambda now, obs, plan: on_frame(now, obs)))  # fmt: skip
+                                on_frame=on_frame)  # fmt: skip
 
 
 def _episode_over(body) -> bool:
@@ -241,7 +227,8 @@ def run_episode(job: Job, models: Models, videos: Path | None = None) -> Episode
     built = build(spec, models, job, clock)
     body = SimBody(job.task, job.seed, sim, clock.now)
     telemetry = Telemetry(deadline_tolerance_s=config.runtime.safety.deadline_tolerance_s)
-    recorder = FrameRecorder(config.tracker.camera)
+    lookahead = built.tracker.lookahead_s if built.tracker is not None else 0.0
+    recorder = FrameRecorder(config.tracker.camera, lookahead)
     on_frame = recorder if job.record_video and videos else None
 
     outcome = []
@@ -264,20 +251,9 @@ def run_episode(job: Job, models: Models, videos: Path | None = None) -> Episode
         time.perf_counter() - started,
         1.0 / config.tracker.rate_hz,
     )
-    if recorder.frames:
-        _write_video(videos, job, result, recorder.frames, config.sim.camera_hz)
+    if recorder.snapshots:
+        write_rollout(videos, result, body.instruction, recorder, telemetry, config.sim.camera_hz)
     return result
-
-
-def _write_video(
-    folder: Path, job: Job, result: EpisodeResult, frames: list[np.ndarray], fps: float
-) -> None:
-    from dualctl.eval.video import write_rollout
-
-    outcome = "success" if result.success else result.failure_reason
-    write_rollout(
-        Path(folder) / f"{job.task}_{job.arm}_{job.split}_{job.seed}_{outcome}.mp4", frames, fps
-    )
 
 
 def make_episode_fn(setup: dict) -> Callable[[Job], EpisodeResult]:

@@ -1,25 +1,59 @@
-"""Rollout videos of ablation episodes (H.264 MP4 through imageio's ffmpeg)."""
+"""Rollout videos of ablation episodes, in the demo's format (camera | plan strip | force and
+width traces, with a caption; MP4 and GIF) so an arm's video reads like the demo's."""
 
 from __future__ import annotations
 
-import os
+import math
 from pathlib import Path
 
-import imageio.v2 as imageio
 import numpy as np
 
+from dualctl.eval.results import EpisodeResult
+from dualctl.runtime.demo_video import Snapshot, compose_panel, write_videos
+from dualctl.runtime.telemetry import Telemetry
+from dualctl.types import Observation, Plan
 
-def write_rollout(path: Path, frames: list[np.ndarray], fps: float, scale: int = 4) -> Path:
-    """Write ``frames`` ((H, W, 3) uint8 each) upscaled ``scale`` times (nearest neighbour),
-    to a temp file renamed into place, so a killed run never leaves half a video."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        with imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=1) as writer:
-            for frame in frames:
-                writer.append_data(np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+
+class FrameRecorder:
+    """Keeps each new camera frame once, with the plan being followed then (drivers may call
+    it on every tick)."""
+
+    def __init__(self, camera: str, lookahead_s: float = 0.0):
+        self.camera, self.lookahead_s = camera, lookahead_s
+        self.snapshots: list[Snapshot] = []
+        self._stamp = -math.inf
+
+    def __call__(self, now: float, observation: Observation, plan: Plan | None = None) -> None:
+        stamp = observation.stamps.get(f"image/{self.camera}", observation.timestamp)
+        if self.camera in observation.images and stamp > self._stamp:
+            self._stamp = stamp
+            image = observation.images[self.camera].copy()
+            self.snapshots.append(Snapshot(now, image, plan, self.lookahead_s))
+
+
+def write_rollout(
+    folder: Path,
+    result: EpisodeResult,
+    instruction: str,
+    recorder: FrameRecorder,
+    telemetry: Telemetry,
+    fps: float,
+) -> Path | None:
+    """``<folder>/<task>_<arm>_<split>_<seed>.mp4`` (and ``.gif``); None without frames."""
+    snapshots = recorder.snapshots
+    if not snapshots:
+        return None
+    traces = {name: telemetry.array(name) for name in telemetry.columns}
+    t_end = float(traces["t"][-1]) if len(traces["t"]) else snapshots[-1].t
+    verdict = "SUCCESS" if result.success else f"FAILED ({result.failure_reason})"
+    frames = []
+    for snap in snapshots:
+        caption = f"{result.arm} | {result.task}: {instruction}   t={snap.t - snapshots[0].t:5.2f}s"
+        if snap is snapshots[-1]:
+            caption += f"   {verdict}"
+        frames.append(compose_panel(snap, traces, t_end, caption))
+    frames.extend([frames[-1]] * int(fps))  # hold the verdict for a second
+    stem = f"{result.task}_{result.arm}_{result.split}_{result.seed}"
+    mp4 = Path(folder) / f"{stem}.mp4"
+    write_videos([np.ascontiguousarray(f) for f in frames], mp4, mp4.with_suffix(".gif"), fps)
+    return mp4

@@ -22,7 +22,10 @@ def test_ablate_command_writes_report_and_resumes(tiny_checkpoints, tmp_path):
     report = (out / "report.md").read_text()
     assert "| `baseline` |" in report and "(0/2)" in report
     assert (out / "success_by_arm.png").stat().st_size > 1000
-    assert len(list((out / "videos").glob("*.mp4"))) == 2  # one per arm, lowest seed
+    assert sorted(p.name for p in (out / "videos").glob("*.mp4")) == [
+        "Lift_baseline_train_100000.mp4",
+        "Lift_tracker-only-head_train_100000.mp4",
+    ]  # lowest seed
 
     # Rerun with one more episode per cell: only the new seed runs, the old rows stay as they were.
     assert main([*args[:-2], "ablate.episodes_per_cell=3", "ablate.videos_per_arm=1"]) == 0

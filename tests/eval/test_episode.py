@@ -33,7 +33,7 @@ def test_each_driver_runs_a_whole_episode_at_its_rate(models, tmp_path):
     assert results["delay-500"].plan_latency_mean_s >= 0.8 - 1e-9  # 0.3 s planner + 0.5 s injected
     for arm, result in results.items():
         assert (result.success, result.failure_reason) == (False, "unfinished")  # capped at 1 s
-        assert list(tmp_path.glob(f"Lift_{arm}_train_{SEED}_unfinished.mp4"))
+        assert (tmp_path / f"Lift_{arm}_train_{SEED}.mp4").stat().st_size > 1000
 
 
 def test_planner_only_plays_plans_back_open_loop(models, monkeypatch):
