@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "dualctl.eval.commands",
     "dualctl.sim.commands",
     "dualctl.hardware.deploy",
+    "dualctl.runtime.demo",
 )
 
 
