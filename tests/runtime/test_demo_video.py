@@ -29,8 +29,8 @@ def test_panel_shows_camera_plan_and_traces(tmp_path):
     trace_area = panel[:VIEW, VIEW + 256 :]
     assert trace_area.std() > 0  # lines drawn
 
-    write_videos([panel, empty] * 5, tmp_path / "x.mp4", tmp_path / "x.gif", fps=10.0)
+    write_videos([panel, panel, empty, empty] * 3, tmp_path / "x.mp4", tmp_path / "x.gif", fps=10.0)
     assert (tmp_path / "x.mp4").stat().st_size > 0
     gif = Image.open(tmp_path / "x.gif")
-    assert gif.n_frames == 5 and gif.info["duration"] == 200
+    assert gif.n_frames == 6 and gif.info["duration"] == 200  # half rate: 2 / fps
     assert not list(tmp_path.glob(".*tmp*"))
