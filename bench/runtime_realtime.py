@@ -18,6 +18,9 @@ import os
 import time
 from pathlib import Path
 
+os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering, before mujoco loads
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
 from rich.console import Console
 from rich.table import Table
 
