@@ -108,6 +108,8 @@ class PlannerConfig:
         seed: seed of the initial noise of every plan, so a plan is a function of its inputs.
         residual_decode: paint the decoded change onto the real current frame instead of
             showing the decoded frames, so what does not move keeps its true pixels.
+        change_threshold: with residual_decode, per-pixel changes below this (in [0, 1]
+            intensity) count as sampling noise and fade out; 0 keeps every change.
     """
 
     horizon: int = 8
@@ -119,6 +121,7 @@ class PlannerConfig:
     guidance: float = 2.0
     seed: int = 0
     residual_decode: bool = True
+    change_threshold: float = 0.0
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     train: PlannerTrainConfig = field(default_factory=PlannerTrainConfig)
@@ -130,3 +133,4 @@ class PlannerConfig:
         check_choice("planner.sampler", self.sampler, ("euler", "heun"))
         check_range("planner.guidance", self.guidance, 0.0, 20.0)
         check_range("planner.seed", self.seed, 0)
+        check_range("planner.change_threshold", self.change_threshold, 0.0, 1.0)

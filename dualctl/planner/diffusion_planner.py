@@ -72,6 +72,7 @@ class DiffusionPlanner(Planner):
             guidance=cfg.guidance,
             method=cfg.sampler,
             residual=cfg.residual_decode,
+            change_threshold=cfg.change_threshold,
         )
         return futures.numpy()
 
@@ -114,14 +115,22 @@ def load_planner(
     seed: int | None = None,
     sampler: str | None = None,
     threads: int | None = None,
+    change_threshold: float | None = None,
 ) -> DiffusionPlanner:
     """Build the planner from a checkpoint folder; None keeps the checkpoint's setting.
 
     ``threads`` sets torch's intra-op threads of this process (the planner owns its process).
+    A relative ``checkpoints/...`` path that does not exist falls back to the installed copy.
     """
-    path = Path(checkpoint_dir)
+    path = resolve_checkpoint(checkpoint_dir)
     config, tensors, metadata = read_checkpoint(path)
-    overrides = {"steps": steps, "guidance": guidance, "seed": seed, "sampler": sampler}
+    overrides = {
+        "steps": steps,
+        "guidance": guidance,
+        "seed": seed,
+        "sampler": sampler,
+        "change_threshold": change_threshold,
+    }
     for key, value in overrides.items():
         if value is not None:
             setattr(config, key, value)

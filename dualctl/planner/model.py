@@ -71,9 +71,14 @@ class PlannerModel(nn.Module):
         guidance: float,
         method: str = "euler",
         residual: bool = True,
+        change_threshold: float = 0.0,
     ) -> torch.Tensor:
         """Current frames (B, H, W, 3) uint8, raw proprio (B, P), instruction embeddings (B, D)
-        and initial noise (B, K, C, h, w) -> imagined futures (B, K, H, W, 3) uint8."""
+        and initial noise (B, K, C, h, w) -> imagined futures (B, K, H, W, 3) uint8.
+
+        With ``residual`` the plan is the real frame plus the decoded change (see
+        :func:`paint_change`); otherwise the decoded future frames themselves.
+        """
         current = self.encode(frames_uint8)
         velocity = guided(
             self.velocity(current, self.normalise_proprio(proprio)),
@@ -86,7 +91,19 @@ class PlannerModel(nn.Module):
         pixels = self.decode(future.flatten(0, 1))
         pixels = pixels.view(b, k, *pixels.shape[1:])
         if residual:
-            # The real frame plus the imagined change: what stays put keeps its true pixels.
-            base = to_pixels(frames_uint8)[:, None] - self.decode(current)[:, None]
-            pixels = pixels + base
+            change = pixels - self.decode(current)[:, None]
+            pixels = paint_change(to_pixels(frames_uint8), change, change_threshold)
         return to_uint8(pixels)
+
+
+def paint_change(frames: torch.Tensor, change: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Real frames (B, 3, H, W) plus imagined changes (B, K, 3, H, W), all in [0, 1] units.
+
+    What stays put keeps its true pixels (the autoencoder's blur cancels out). Changes smaller
+    than ``threshold`` (per pixel, largest channel) fade out linearly up to twice the threshold:
+    they are sampling noise on a static background, not motion.
+    """
+    if threshold > 0.0:
+        size = change.abs().amax(dim=2, keepdim=True)
+        change = change * ((size - threshold) / threshold).clamp(0.0, 1.0)
+    return frames[:, None] + change

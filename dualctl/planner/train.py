@@ -4,8 +4,9 @@ finished autoencoder stage is not repeated.
 
 Run folder layout (``out``)::
 
-    autoencoder/   Lightning checkpoints + CSV/TensorBoard logs; autoencoder.safetensors when done
-    diffusion/     Lightning checkpoints + CSV/TensorBoard logs
+    autoencoder/   checkpoints/ (Lightning, for resume), csv/ and tb/ logs, and
+                   autoencoder.safetensors once the stage is done
+    diffusion/     checkpoints/, csv/ and tb/ logs
 """
 
 from __future__ import annotations
@@ -64,10 +65,7 @@ def _trainer(stage_dir: Path, steps: int, trainer: TrainerConfig, every: int) ->
         strategy=trainer.strategy,
         precision=trainer.precision,
         log_every_n_steps=trainer.log_every_n_steps,
-        logger=[
-            CSVLogger(stage_dir.parent, name=stage_dir.name),
-            TensorBoardLogger(stage_dir.parent, name=stage_dir.name),
-        ],
+        logger=[CSVLogger(stage_dir, name="csv"), TensorBoardLogger(stage_dir, name="tb")],
         callbacks=[checkpoints, RichProgressBar()],
         limit_val_batches=0,
         num_sanity_val_steps=0,

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from dualctl.planner.flow import flow_loss, guided, solve
+from dualctl.planner.model import paint_change
 
 
 def point_velocity(target):
@@ -36,3 +37,14 @@ def test_flow_loss_is_zero_for_the_exact_velocity():
     target = torch.full((4, 2, 3), -0.3)
     loss = flow_loss(lambda x, t, c: point_velocity(target)(x, t, c), target, torch.zeros(4, 1))
     assert float(loss) < 1e-8
+
+
+def test_painted_change_keeps_static_pixels_and_real_motion():
+    frames = torch.rand(1, 3, 8, 8)
+    change = torch.zeros(1, 2, 3, 8, 8)
+    change[..., :4] = 0.01  # sampling noise on a static background
+    change[..., 2, 6] = 0.5  # something moved here
+    painted = paint_change(frames, change, threshold=0.04)
+    torch.testing.assert_close(painted[..., :4], frames[:, None, :, :, :4].expand(1, 2, 3, 8, 4))
+    torch.testing.assert_close(painted[..., 2, 6], (frames[:, None, :, 2, 6] + 0.5).expand(1, 2, 3))
+    torch.testing.assert_close(paint_change(frames, change, 0.0), frames[:, None] + change)

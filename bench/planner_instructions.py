@@ -1,0 +1,128 @@
+"""Instruction following: from the same held-out start frames, plans made with different task
+instructions should show different futures. A small classifier, trained on REAL training clips
+to tell the task from the motion alone (future frames minus the current frame), labels each plan;
+we count how often it names the instruction the plan was made with.
+
+Lift, Fragile and Slippery differ in grip force, not in motion, so they are told apart poorly even
+from real futures; the table therefore also scores the two motion classes ("lift and hold" vs
+"carry to the pad", i.e. Place), and the classifier's accuracy on real held-out futures is the
+ceiling for both.
+
+    python bench/planner_instructions.py [--checkpoint checkpoints/planner]
+        [--heldout data/sim_heldout] [--train data/sim] [--limit 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import numpy as np
+import torch
+from dualctl.sim.tasks import INSTRUCTIONS, TASKS
+from planner_common import SmallCNN, fit, imagine_all, load, make_clips, predict, write_result
+from rich.console import Console
+from rich.table import Table
+
+from dualctl.planner.diffusion_planner import load_planner
+
+#: Future frames the classifier looks at (1-based horizon steps).
+LOOK_AT = (2, 4, 6, 8)
+
+
+def motion_input(frame: np.ndarray, future: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) and (N, K, H, W, 3) uint8 -> (N, 3 * len(LOOK_AT), H, W) frame differences."""
+    now = torch.from_numpy(frame).float()[:, None] / 255.0
+    later = torch.from_numpy(future[:, [k - 1 for k in LOOK_AT]]).float() / 255.0
+    diff = (later - now).movedim(-1, -3)
+    return diff.reshape(diff.shape[0], -1, *diff.shape[-2:])
+
+
+def colour_of(instruction: str) -> str:
+    for template in INSTRUCTIONS.values():
+        match = re.fullmatch(template.replace("{colour}", "(\\w+)"), instruction)
+        if match:
+            return match.group(1)
+    raise ValueError(f"instruction {instruction!r} matches no task template")
+
+
+def motion_class(task: str) -> int:
+    return int(task == "Place")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="checkpoints/planner")
+    parser.add_argument("--heldout", default="data/sim_heldout")
+    parser.add_argument("--train", default="data/sim")
+    parser.add_argument("--limit", type=int, default=40, help="held-out episodes")
+    parser.add_argument("--per-episode", type=int, default=3)
+    parser.add_argument("--classifier-steps", type=int, default=1500)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    planner = load_planner(args.checkpoint, threads=1)
+    cfg = planner.config
+
+    train = make_clips(load(args.train, cfg.camera, None), cfg.horizon, cfg.horizon_s, 6)
+    labels = torch.tensor([TASKS.index(t) for t in train.task])
+    classifier = fit(SmallCNN(3 * len(LOOK_AT), len(TASKS)),
+                     motion_input(train.frame, train.future), labels, args.classifier_steps,
+                     classify=True)  # fmt: skip
+
+    data = load(args.heldout, cfg.camera, None)
+    keep = np.linspace(0, len(data) - 1, min(args.limit, len(data))).round().astype(int)
+    for name in ("frames", "proprio", "instructions", "tasks", "names"):
+        setattr(data, name, [getattr(data, name)[i] for i in keep])
+    clips = make_clips(data, cfg.horizon, cfg.horizon_s, args.per_episode)
+    real = predict(classifier, motion_input(clips.frame, clips.future)).argmax(1).numpy()
+    true_task = np.array([TASKS.index(t) for t in clips.task])
+
+    swapped = {}
+    for task in TASKS:
+        instructions = [INSTRUCTIONS[task].format(colour=colour_of(i)) for i in clips.instruction]
+        plans = imagine_all(planner, clips.frame, clips.proprio, instructions)
+        swapped[task] = predict(classifier, motion_input(clips.frame, plans)).argmax(1).numpy()
+
+    def rates(pred, target):
+        return {"task": float((pred == target).mean()),
+                "motion": float((np.vectorize(lambda i: motion_class(TASKS[i]))(pred)
+                                 == np.vectorize(lambda i: motion_class(TASKS[i]))(target)).mean())}  # fmt: skip
+
+    result = {"real_future": rates(real, true_task)}
+    for task in TASKS:
+        result[f"plan_with_{task}"] = rates(
+            swapped[task], np.full(len(true_task), TASKS.index(task))
+        )
+    differ = float(
+        (motion_class_array(swapped["Place"]) != motion_class_array(swapped["Lift"])).mean()
+    )
+    confusion = {
+        task: {other: float((swapped[task] == TASKS.index(other)).mean()) for other in TASKS}
+        for task in TASKS
+    }
+
+    console = Console()
+    table = Table(title=f"instruction following: {len(true_task)} start frames, "
+                        f"{len(data.frames)} held-out episodes, every instruction on each")  # fmt: skip
+    for column in ("frames classified", "task acc", "lift/place acc"):
+        table.add_column(column, justify="right")
+    for name, row in result.items():
+        table.add_row(name, f"{row['task']:.1%}", f"{row['motion']:.1%}")
+    console.print(table)
+    console.print(f"chance: task {1 / len(TASKS):.0%}, lift/place 50%; "
+                  f"Lift vs Place instruction gives a different motion class on {differ:.1%} "
+                  "of start frames")  # fmt: skip
+    console.print({"predicted task share per instruction": confusion})
+    path = write_result("planner_instructions", {
+        "checkpoint": args.checkpoint, "start_frames": len(true_task), "accuracy": result,
+        "lift_vs_place_differ": differ, "confusion": confusion, "look_at": LOOK_AT,
+    })  # fmt: skip
+    console.print(f"wrote {path}")
+
+
+def motion_class_array(pred: np.ndarray) -> np.ndarray:
+    return np.array([motion_class(TASKS[i]) for i in pred])
+
+
+if __name__ == "__main__":
+    main()
