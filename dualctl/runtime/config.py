@@ -78,7 +78,9 @@ class RuntimeConfig:
             "calibrate at start" (measure the timer's overshoot and use its p99).
         replan_period_s: a new plan is requested this often (s) ...
         replan_margin_s: ... or sooner, when the current plan ends within this time (s) of
-            ``now + lookahead``.
+            ``now + lookahead`` and no request is in flight.
+        max_plans_in_flight: requests that may be outstanding at once; with a planner slower
+            than ``replan_period_s`` (or an injected delay), plans still arrive at that rate.
         blend_s: a late plan is stitched: the old reference is kept up to ``arrival +
             lookahead`` and blends into the new plan over this time (s).
         plan_latency_s: virtual clock: simulated planner latency (s) between request and
@@ -104,6 +106,7 @@ class RuntimeConfig:
     spin_s: float = -1.0
     replan_period_s: float = 0.5
     replan_margin_s: float = 0.5
+    max_plans_in_flight: int = 3
     blend_s: float = 0.25
     plan_latency_s: float = 0.3
     plan_latency_mode: str = "fixed"
@@ -121,6 +124,7 @@ class RuntimeConfig:
         check_range("runtime.spin_s", self.spin_s, -1.0, 0.01)
         check_range("runtime.replan_period_s", self.replan_period_s, 0.01, 60.0)
         check_range("runtime.replan_margin_s", self.replan_margin_s, 0.0, 60.0)
+        check_range("runtime.max_plans_in_flight", self.max_plans_in_flight, 1, 16)
         check_range("runtime.blend_s", self.blend_s, 0.0, 10.0)
         check_range("runtime.plan_latency_s", self.plan_latency_s, 0.0, 60.0)
         check_choice("runtime.plan_latency_mode", self.plan_latency_mode, ("fixed", "measured"))

@@ -147,20 +147,21 @@ def load_factory(factory: str):
     return function
 
 
-def _child_main(conn, spec_json: str, request_name: str, reply_name: str) -> None:
+def _child_main(conn, spec_json: str, request_names: list, reply_names: list) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     spec = json.loads(spec_json)
     threads = str(spec["threads"])
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads
-    request, reply = SharedBlock(name=request_name), SharedBlock(name=reply_name)
+    requests = [SharedBlock(name=name) for name in request_names]
+    replies = [SharedBlock(name=name) for name in reply_names]
     try:
         planner = load_factory(spec["factory"])(**spec["kwargs"])
         _limit_torch_threads(spec["threads"])
         conn.send_bytes(json.dumps({"type": "ready", "pid": os.getpid()}).encode())
-        _serve(conn, planner, request, reply)
+        _serve(conn, planner, requests, replies)
     finally:
-        request.close()
-        reply.close()
+        for block in requests + replies:
+            block.close()
 
 
 def _limit_torch_threads(threads: int) -> None:
@@ -171,7 +172,8 @@ def _limit_torch_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def _serve(conn, planner: Planner, request: SharedBlock, reply: SharedBlock) -> None:
+def _serve(conn, planner: Planner, requests: list, replies: list) -> None:
+    """Answer requests in order; each names the slot (shared-memory pair) it uses."""
     while True:
         try:
             message = json.loads(conn.recv_bytes())
@@ -179,17 +181,18 @@ def _serve(conn, planner: Planner, request: SharedBlock, reply: SharedBlock) -> 
             return
         if message["type"] == "stop":
             return
-        seq = message["seq"]
+        seq, slot = message["seq"], message["slot"]
         start = time.perf_counter()
         try:
-            observation = Observation.from_arrays(read_arrays(request.view, message["layout"]))
-            plan = planner.plan(observation, message["instruction"])
-            layout = write_arrays(reply.view, plan.to_arrays())
+            arrays = read_arrays(requests[slot].view, message["layout"])
+            plan = planner.plan(Observation.from_arrays(arrays), message["instruction"])
+            layout = write_arrays(replies[slot].view, plan.to_arrays())
         except Exception as error:  # reported to the parent, which decides what to do
-            answer = {"type": "error", "seq": seq, "message": repr(error)}
+            answer = {"type": "error", "seq": seq, "slot": slot, "message": repr(error)}
         else:
             compute_s = time.perf_counter() - start
-            answer = {"type": "plan", "seq": seq, "layout": layout, "compute_s": compute_s}
+            answer = {"type": "plan", "seq": seq, "slot": slot, "layout": layout,
+                      "compute_s": compute_s}  # fmt: skip
         conn.send_bytes(json.dumps(answer).encode())
 
 
@@ -197,13 +200,14 @@ def _serve(conn, planner: Planner, request: SharedBlock, reply: SharedBlock) -> 
 
 
 class PlannerProcess:
-    """One child process running a planner, with its pipe and shared-memory blocks."""
+    """One child process running a planner, with its pipe and ``slots`` pairs of shared-memory
+    blocks (request, reply), one pair per request in flight."""
 
-    def __init__(self, spec: PlannerSpec, shm_bytes: int):
+    def __init__(self, spec: PlannerSpec, shm_bytes: int, slots: int = 1):
         self.spec = spec
         self._context = multiprocessing.get_context("spawn")
-        self.request = SharedBlock(shm_bytes)
-        self.reply = SharedBlock(shm_bytes)
+        self.requests = [SharedBlock(shm_bytes) for _ in range(slots)]
+        self.replies = [SharedBlock(shm_bytes) for _ in range(slots)]
         self._process = None
         self._conn = None
 
@@ -215,7 +219,12 @@ class PlannerProcess:
         )
         self._process = self._context.Process(
             target=_child_main,
-            args=(child, spec_json, self.request.name, self.reply.name),
+            args=(
+                child,
+                spec_json,
+                [b.name for b in self.requests],
+                [b.name for b in self.replies],
+            ),
             name="dualctl-planner",
             daemon=True,
         )
@@ -233,22 +242,30 @@ class PlannerProcess:
     def fileno(self) -> int:
         return self._conn.fileno()
 
-    def send_request(self, observation: Observation, instruction: str, seq: int) -> None:
-        layout = write_arrays(self.request.view, observation.to_arrays())
-        message = {"type": "plan", "seq": seq, "instruction": instruction, "layout": layout}
+    def send_request(self, observation: Observation, instruction: str, seq: int, slot: int):
+        if self._conn is None:
+            raise BrokenPipeError("planner process not running")
+        layout = write_arrays(self.requests[slot].view, observation.to_arrays())
+        message = {"type": "plan", "seq": seq, "slot": slot, "instruction": instruction,
+                   "layout": layout}  # fmt: skip
         self._conn.send_bytes(json.dumps(message).encode())
 
     def poll(self, timeout_s: float) -> bool:
         """Block up to ``timeout_s`` (s, wall clock) for a message; True when one is ready
         (or the pipe is closed, which the next :meth:`receive` reports as EOFError)."""
-        return self._conn.poll(timeout_s)
+        return self._conn is not None and self._conn.poll(timeout_s)
 
     def receive(self) -> dict:
         """The next message; raises EOFError when the child is gone."""
+        if self._conn is None:
+            raise EOFError("planner process not running")
         return json.loads(self._conn.recv_bytes())
 
     def read_plan(self, message: dict) -> Plan:
-        return Plan.from_arrays(read_arrays(self.reply.view, message["layout"]))
+        slot = message["slot"]
+        if not (isinstance(slot, int) and 0 <= slot < len(self.replies)):
+            raise WireError(f"reply names slot {slot!r}, not one of ours")
+        return Plan.from_arrays(read_arrays(self.replies[slot].view, message["layout"]))
 
     def kill(self) -> None:
         """Stop the child at once (SIGKILL) and drop the pipe."""
@@ -272,29 +289,33 @@ class PlannerProcess:
 
     def close(self) -> None:
         self.stop()
-        self.request.close()
-        self.reply.close()
+        for block in self.requests + self.replies:
+            block.close()
 
 
 class ProcessPlanClient(PlanClient):
-    """Plans from a :class:`PlannerProcess`, with fault handling and both clocks.
+    """Plans from a :class:`PlannerProcess`, with fault handling, pipelining and both clocks.
 
-    Real clock: the client waits for the pipe asynchronously; the plan's latency is what it
-    really took (plus ``injected_delay_s``). Virtual clock: the plan arrives ``latency_s`` after
-    the request ("fixed") or after the planner's measured compute time ("measured"); the
-    client blocks the (virtual) loop while the real process finishes, which costs no virtual
-    time, so runs stay deterministic.
+    Up to ``max_in_flight`` requests may be outstanding (the child answers them in order), so
+    with a latency longer than the replan period plans still arrive at the replan rate.
+
+    Real clock: a reader task takes replies off the pipe as they come; a plan's latency is what
+    it really took (plus ``injected_delay_s``). Virtual clock: a plan arrives ``latency_s``
+    after its request ("fixed") or after the planner's measured compute time ("measured"); at
+    that moment the client blocks the (virtual) loop until the real process has answered, which
+    costs no virtual time, so runs stay deterministic while the process computes in parallel.
 
     Args:
         spec: how the child builds its planner.
-        clock: the runtime clock.
+        clock: the runtime clock (assign a new one between runs if needed).
         latency_s: virtual clock: simulated latency, s; real clock: ignored.
         latency_mode: "fixed" or "measured" (virtual clock).
         injected_delay_s: real clock: extra delay added to every plan's arrival, s.
-        timeout_s: no answer after this long (s) means hung: kill and restart.
+        timeout_s: no answer this long (s) after a request means hung: kill and restart.
         restart_s: wait before a restart, s.
         startup_timeout_s: how long (s, wall clock) loading the planner may take.
         shm_bytes: size of each shared-memory block, bytes.
+        max_in_flight: requests that may be outstanding at once.
     """
 
     def __init__(
@@ -309,43 +330,56 @@ class ProcessPlanClient(PlanClient):
         restart_s: float = 0.5,
         startup_timeout_s: float = 300.0,
         shm_bytes: int = 8 << 20,
+        max_in_flight: int = 3,
     ):
         self.clock = clock
         self.latency_s, self.latency_mode = latency_s, latency_mode
         self.injected_delay_s = injected_delay_s
         self.timeout_s, self.restart_s = timeout_s, restart_s
         self.startup_timeout_s = startup_timeout_s
-        self.process = PlannerProcess(spec, shm_bytes)
+        self.max_in_flight = max_in_flight
+        self.process = PlannerProcess(spec, shm_bytes, slots=max_in_flight)
         self.restarts = 0
         self._seq = 0
+        self._free_slots = list(range(max_in_flight))
         self._ready = False
+        #: Counts processes: a request's fault only restarts the process it was sent to.
+        self._generation = 0
+        #: Replies taken off the pipe, by request number, not yet claimed by their request.
+        self._mail: dict[int, dict] = {}
+        #: Real clock: one future per request waiting for its reply; the reader task fills them.
+        self._waiting: dict[int, asyncio.Future] = {}
+        self._reader: asyncio.Task | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self.process.start()
         await self._await_ready()
+        if not self.clock.is_virtual:
+            self._reader = asyncio.create_task(self._read_replies(), name="planner-replies")
 
     async def _await_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout_s
-        while True:
-            if await self._wait_message(max(0.0, deadline - time.monotonic())):
-                try:
-                    message = self.process.receive()
-                except EOFError:
-                    message = {"type": "died"}
-                if message.get("type") == "ready":
-                    self._ready = True
-                    log.info("planner process %s ready", self.process.pid)
-                    return
-                raise PlannerProcessError(
-                    f"planner process failed while loading {self.process.spec.factory!r} "
-                    "(see its traceback above); check the factory and its arguments"
-                )
+        if await self._wait_readable(max(0.0, deadline - time.monotonic())):
+            try:
+                message = self.process.receive()
+            except EOFError:
+                message = {"type": "died"}
+            if message.get("type") == "ready":
+                self._ready = True
+                log.info("planner process %s ready", self.process.pid)
+                return
             raise PlannerProcessError(
-                f"planner process did not load {self.process.spec.factory!r} within "
-                f"{self.startup_timeout_s} s"
+                f"planner process failed while loading {self.process.spec.factory!r} "
+                "(see its traceback above); check the factory and its arguments"
             )
+        raise PlannerProcessError(
+            f"planner process did not load {self.process.spec.factory!r} within "
+            f"{self.startup_timeout_s} s"
+        )
 
-    async def _wait_message(self, timeout_s: float) -> bool:
+    async def _wait_readable(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` wall-clock seconds for the pipe to become readable."""
         if self.clock.is_virtual:
             return self.process.poll(timeout_s)
@@ -369,52 +403,111 @@ class ProcessPlanClient(PlanClient):
             log.error("planner restart failed (will retry): %s", error)
             self.process.kill()
 
+    async def _restart(self) -> None:
+        await self.clock.sleep_until(self.clock.now() + self.restart_s)
+        self.restarts += 1
+        await self._stop_reader()
+        self.process.kill()
+        self._mail.clear()
+        await self.start()
+
+    async def close(self) -> None:
+        await self._stop_reader()
+        self.process.close()
+
+    async def _stop_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+            self._reader = None
+        self._fail_waiting()
+
+    def _fail_waiting(self) -> None:
+        for waiter in self._waiting.values():
+            if not waiter.done():
+                waiter.set_result("crashed")
+        self._waiting.clear()
+
+    # --- requests -------------------------------------------------------------------------------
+
     async def plan(self, observation: Observation, instruction: str) -> PlanResult:
         await self.prepare()
+        now = self.clock.now()
         if not self._ready:
-            now = self.clock.now()
             return PlanResult(None, now, now, error="restart failed")
-        self._seq += 1
-        requested_at = self.clock.now()
+        if not self._free_slots:
+            return PlanResult(None, now, now, error=f"busy: {self.max_in_flight} in flight")
+        slot = self._free_slots.pop()
         try:
-            self.process.send_request(observation, instruction, self._seq)
+            return await self._request(observation, instruction, slot)
+        finally:
+            self._free_slots.append(slot)
+
+    async def _request(self, observation: Observation, instruction: str, slot: int):
+        self._seq += 1
+        seq, requested_at, generation = self._seq, self.clock.now(), self._generation
+        try:
+            self.process.send_request(observation, instruction, seq, slot)
         except (BrokenPipeError, ConnectionError, OSError):
-            return await self._failed(requested_at, "crashed")
+            return self._failed(requested_at, "crashed", generation)
         except WireError as error:
             return PlanResult(None, requested_at, self.clock.now(), error=f"error: {error}")
-        if self.clock.is_virtual and self.latency_mode == "fixed":
-            await self.clock.sleep_until(requested_at + self.latency_s)
-        message = await self._receive_reply(requested_at)
+        if self.clock.is_virtual:
+            if self.latency_mode == "fixed":
+                await self.clock.sleep_until(requested_at + self.latency_s)
+            message = await self._collect_virtual(seq, requested_at, generation)
+        else:
+            message = await self._collect_real(seq, requested_at)
         if isinstance(message, str):
-            return await self._failed(requested_at, message)
+            return self._failed(requested_at, message, generation)
         return await self._finish(message, observation, requested_at)
 
-    async def _receive_reply(self, requested_at: float) -> dict | str:
-        """The reply to the current request, or "crashed"/"hung"."""
-        while True:
-            if self.clock.is_virtual:
-                waited = await self._wait_message(self.timeout_s)
-            else:
-                remaining = requested_at + self.timeout_s - self.clock.now()
-                waited = remaining > 0 and await self._wait_message(remaining)
-            if not waited:
-                if self.clock.is_virtual:
-                    await self.clock.sleep_until(requested_at + self.timeout_s)
+    async def _collect_virtual(self, seq: int, requested_at: float, generation: int):
+        """Block (costing no virtual time) until request ``seq``'s reply is off the pipe."""
+        while seq not in self._mail:
+            if generation != self._generation:
+                return "crashed"  # its process was killed while it waited
+            if not self.process.poll(self.timeout_s):
+                await self.clock.sleep_until(requested_at + self.timeout_s)
                 return "hung"
             try:
                 message = self.process.receive()
             except (EOFError, OSError):
                 return "crashed"
-            if message.get("seq") == self._seq:
-                return message
-            log.warning("dropping a reply to an old planner request %s", message.get("seq"))
+            self._mail[message.get("seq")] = message
+        return self._mail.pop(seq)
+
+    async def _collect_real(self, seq: int, requested_at: float) -> dict | str:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting[seq] = waiter
+        remaining = requested_at + self.timeout_s - self.clock.now()
+        try:
+            return await asyncio.wait_for(waiter, max(0.0, remaining))
+        except TimeoutError:
+            return "hung"
+        finally:
+            self._waiting.pop(seq, None)
+
+    async def _read_replies(self) -> None:
+        """Real clock: hand each reply to the request waiting for it."""
+        while True:
+            if not await self._wait_readable(3600.0):
+                continue
+            try:
+                message = self.process.receive()
+            except (EOFError, OSError):
+                self._fail_waiting()
+                return
+            waiter = self._waiting.get(message.get("seq"))
+            if waiter is not None and not waiter.done():
+                waiter.set_result(message)
+            else:
+                log.warning("dropping a reply nobody waits for (request %s)", message.get("seq"))
 
     async def _finish(self, message: dict, observation: Observation, requested_at: float):
         compute_s = float(message.get("compute_s", float("nan")))
         if self.clock.is_virtual and self.latency_mode == "measured":
             await self.clock.sleep_until(requested_at + compute_s)
-        if not self.clock.is_virtual and self.injected_delay_s > 0:
-            await self.clock.sleep_until(self.clock.now() + self.injected_delay_s)
         result = PlanResult(None, requested_at, self.clock.now(), compute_s)
         if message.get("type") == "error":
             result.error = f"error: {message.get('message')}"
@@ -424,6 +517,9 @@ class ProcessPlanClient(PlanClient):
         except (WireError, ValueError, KeyError, TypeError) as error:
             result.error = f"garbage: {error}"
             return result
+        if not self.clock.is_virtual and self.injected_delay_s > 0:
+            await self.clock.sleep_until(self.clock.now() + self.injected_delay_s)
+            result.arrived_at = self.clock.now()
         problem = validate_plan(plan, observation)
         if problem:
             result.error = f"garbage: {problem}"
@@ -431,18 +527,15 @@ class ProcessPlanClient(PlanClient):
             result.plan = plan
         return result
 
-    async def _failed(self, requested_at: float, reason: str) -> PlanResult:
-        log.warning("planner process %s %s; restarting in %.2f s", self.process.pid, reason,
-                    self.restart_s)  # fmt: skip
-        self.process.kill()
-        self._ready = False
+    def _failed(self, requested_at: float, reason: str, generation: int) -> PlanResult:
+        if generation == self._generation:
+            log.warning("planner process %s %s; restarting in %.2f s", self.process.pid, reason,
+                        self.restart_s)  # fmt: skip
+            self._ready = False
+            self._generation += 1
+            if self._reader is not None:
+                self._reader.cancel()  # it unregisters the pipe before the pipe is closed
+                self._reader = None
+            self._fail_waiting()
+            self.process.kill()
         return PlanResult(None, requested_at, self.clock.now(), error=reason)
-
-    async def _restart(self) -> None:
-        await self.clock.sleep_until(self.clock.now() + self.restart_s)
-        self.restarts += 1
-        self.process.kill()
-        await self.start()
-
-    async def close(self) -> None:
-        self.process.close()

@@ -115,9 +115,6 @@ class Controller:
         self.latent: np.ndarray | None = None
         self._image_stamp = -math.inf
         self._tracker_failed = False
-        # Set while no plan is on its way (requested, or arrived but not yet installed).
-        self._plan_settled = asyncio.Event()
-        self._plan_settled.set()
 
     # --- public -----------------------------------------------------------------------------
 
@@ -272,31 +269,45 @@ class Controller:
     # --- the planner client -----------------------------------------------------------------
 
     async def _planner_loop(self) -> None:
+        """Request a plan every ``replan_period_s`` (or, with nothing in flight, as soon as the
+        current plan runs out), with up to ``max_plans_in_flight`` requests outstanding: a
+        planner slower than the replan period still delivers at the replan rate."""
         last_request = -math.inf
-        while True:
-            await self.clock.sleep_until(self._next_request_time(last_request))
-            await self.plans.prepare()
-            if self.latest is None or self.camera not in self.latest.images:
-                await self.clock.sleep_until(self.clock.now() + self.period_s)
-                continue
-            last_request = self.clock.now()
-            self._plan_settled.clear()
-            result = await self.plans.plan(self.latest, self.instruction)
-            self._accept(result)
-            await self._plan_settled.wait()
+        in_flight: set[asyncio.Task] = set()
+        try:
+            while True:
+                await self.clock.sleep_until(self._next_request_time(last_request, bool(in_flight)))
+                if len(in_flight) >= self.config.max_plans_in_flight:
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                await self.plans.prepare()
+                if self.latest is None or self.camera not in self.latest.images:
+                    await self.clock.sleep_until(self.clock.now() + self.period_s)
+                    continue
+                last_request = self.clock.now()
+                task = asyncio.create_task(self._request(self.latest))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                await asyncio.sleep(0)  # let the request go out before deciding the next one
+        finally:
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
 
-    def _next_request_time(self, last_request: float) -> float:
+    async def _request(self, observation: Observation) -> None:
+        self._accept(await self.plans.plan(observation, self.instruction))
+
+    def _next_request_time(self, last_request: float, busy: bool) -> float:
+        now = self.clock.now()
         periodic = last_request + self.config.replan_period_s
-        running_out = (
-            self.clock.now()
-            + self.buffer.time_left(self.clock.now() + self.tracker.lookahead_s)
-            - self.config.replan_margin_s
-        )
-        return max(self.clock.now(), min(periodic, running_out))
+        if busy:
+            return max(now, periodic)
+        time_left = self.buffer.time_left(now + self.tracker.lookahead_s)
+        running_out = now + time_left - self.config.replan_margin_s
+        return max(now, min(periodic, running_out))
 
     def _accept(self, result: PlanResult) -> None:
         if result.plan is None:
-            self._plan_settled.set()
             log.warning("no plan at %.3f s: %s", result.arrived_at, result.error)
             self.telemetry.event(
                 "plan_failed", result.arrived_at, error=result.error,
@@ -319,7 +330,6 @@ class Controller:
         )
 
     def _install(self, plan: Plan, latents: list[np.ndarray], result: PlanResult) -> None:
-        self._plan_settled.set()
         now = self.clock.now()
         stacked = np.concatenate(latents, axis=0)
         if not np.isfinite(stacked).all():

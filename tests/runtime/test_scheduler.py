@@ -119,3 +119,20 @@ def test_a_virtual_run_replays_exactly_from_its_seed():
         np.testing.assert_array_equal(tel_a.array(column), tel_b.array(column))
     other = run_virtual(in_process(targets=FAR_APART), duration_s=2.0, body_kwargs={"seed": 8})
     assert not np.array_equal(tel_a.array("t"), []) and other[2].rng is not body_a.rng
+
+
+@pytest.mark.parametrize("in_flight", [3, 1])
+def test_a_slow_planner_is_pipelined_so_plans_keep_arriving_at_the_replan_rate(in_flight):
+    # 1.3 s latency (e.g. a 1 s injected delay), plans valid 2 s, one requested every 0.5 s.
+    config = RuntimeConfig(max_plans_in_flight=in_flight)
+    summary, telemetry, _, _ = run_virtual(
+        in_process(latency_s=1.3, valid_s=2.0), duration_s=5.0, config=config
+    )
+    arrivals = np.array([e["t"] for e in telemetry.events if e["type"] == "plan"])
+    t, following = telemetry.array("t"), telemetry.array("following")
+    if in_flight > 1:
+        np.testing.assert_allclose(np.diff(arrivals), 0.5, atol=0.011)
+        assert following[t > arrivals[0] + 0.01].min() == 1.0  # never stale again
+    else:
+        assert np.diff(arrivals).min() > 1.2  # one at a time: the plan runs out in between
+        assert following[t > arrivals[0] + 0.01].min() == 0.0
