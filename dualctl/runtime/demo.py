@@ -124,15 +124,7 @@ def _telemetry_path(config: Config, task: str) -> str | None:
 async def run_task(
     config: Config, task: str, clock: Clock, tracker, plans, out: Path, max_episode_s: float
 ) -> dict:
-    """Run one episode of ``task``, write its videos, return its summary row."""
-    from dualctl.sim.body import SimBody
-
-    body = SimBody(task, config.seed, config.sim, clock.now)
-    telemetry = Telemetry(
-        _telemetry_path(config, task),
-        config.runtime.safety.deadline_tolerance_s,
-        status_line=config.runtime.status_line,
-    )
+    """Run episode ``seed`` of ``task``, write its videos, return its summary row."""
     snapshots: list[Snapshot] = []
     camera = config.tracker.camera
 
@@ -141,24 +133,50 @@ async def run_task(
             Snapshot(now, observation.images[camera].copy(), plan, tracker.lookahead_s)
         )
 
+    telemetry = Telemetry(
+        _telemetry_path(config, task),
+        config.runtime.safety.deadline_tolerance_s,
+        status_line=config.runtime.status_line,
+    )
+    row = await run_episode(config, task, config.seed, clock, tracker, plans, telemetry,
+                            max_episode_s=max_episode_s, on_frame=on_frame)  # fmt: skip
+    _write_episode_video(out, task, row, snapshots, telemetry, config.sim.camera_hz)
+    verdict = "success" if row["success"] else row["failure"]
+    log.info("%s: %s in %.1f s wall", task, verdict, row["wall_s"])
+    return row
+
+
+async def run_episode(
+    config: Config,
+    task: str,
+    seed: int,
+    clock: Clock,
+    tracker,
+    plans,
+    telemetry: Telemetry,
+    *,
+    max_episode_s: float = _EPISODE_CAP_S,
+    on_frame=None,
+) -> dict:
+    """One closed-loop sim episode (task ``task``, episode ``seed`` of ``sim.split``) until the
+    task ends; returns its summary row. ``telemetry`` is closed at the end."""
+    from dualctl.sim.body import SimBody
+
+    body = SimBody(task, seed, config.sim, clock.now)
     wall = time.perf_counter()
     await body.connect()
     try:
         summary = await run_controller(
             body, tracker, plans, clock, config.runtime, telemetry,
-            rate_hz=config.tracker.rate_hz, instruction=body.instruction, camera=camera,
-            should_stop=lambda: body.status().done, max_duration_s=max_episode_s,
-            on_frame=on_frame,
+            rate_hz=config.tracker.rate_hz, instruction=body.instruction,
+            camera=config.tracker.camera, should_stop=lambda: body.status().done,
+            max_duration_s=max_episode_s, on_frame=on_frame,
         )  # fmt: skip
         status = body.status()
     finally:
         await body.close()
         telemetry.close()
-    wall = time.perf_counter() - wall
-    row = _row(task, body.instruction, status, summary, wall)
-    _write_episode_video(out, task, row, snapshots, telemetry, config.sim.camera_hz)
-    log.info("%s: %s in %.1f s wall", task, "success" if row["success"] else row["failure"], wall)
-    return row
+    return _row(task, body.instruction, status, summary, time.perf_counter() - wall)
 
 
 def _row(task: str, instruction: str, status, summary: RunSummary, wall_s: float) -> dict:

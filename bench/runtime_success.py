@@ -1,0 +1,144 @@
+"""Closed-loop success of planner + tracker, per task, with and without an injected planner
+delay, on the virtual clock (deterministic; the planner runs in its own process exactly as in
+``dualctl demo``, its latency simulated as ``runtime.plan_latency_s`` + the delay).
+
+Episodes are seeds 0..N-1 of ``sim.split``; 95 % Wilson intervals. Resumable: finished
+episodes are kept in ``bench/results/runtime_success_episodes.jsonl`` (delete it to start over).
+
+    .venv/bin/python bench/runtime_success.py [--episodes 20] [--delays 0,1] [--tasks all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering, before mujoco loads
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+from rich.console import Console  # noqa: E402
+from rich.progress import Progress  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from dualctl.config import load_config  # noqa: E402
+from dualctl.data.episode import atomic_write_text  # noqa: E402
+from dualctl.eval.stats import wilson_interval  # noqa: E402
+from dualctl.runtime.clock import VirtualClock  # noqa: E402
+from dualctl.runtime.demo import load_demo_tracker, planner_client, run_episode  # noqa: E402
+from dualctl.runtime.telemetry import Telemetry  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results" / "runtime_success.json"
+EPISODES = Path(__file__).parent / "results" / "runtime_success_episodes.jsonl"
+
+
+def fingerprint(config) -> str:
+    """Identifies the checkpoints and settings, so results of other models are not reused."""
+    parts = [config.sim.split, str(config.runtime.plan_latency_s), str(config.tracker.rate_hz)]
+    for folder in (config.tracker.checkpoint, config.planner.checkpoint):
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file():
+                stat = path.stat()
+                parts.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
+
+
+def load_done(key: str) -> dict[tuple, dict]:
+    if not EPISODES.is_file():
+        return {}
+    rows = [json.loads(line) for line in EPISODES.read_text().splitlines() if line.strip()]
+    return {(r["delay_s"], r["task"], r["seed"]): r for r in rows if r.get("key") == key}
+
+
+async def run_all(config, jobs: list[tuple], clock: VirtualClock, done: dict, key: str) -> None:
+    tracker = load_demo_tracker(config)
+    plans = planner_client(config, clock)
+    await plans.start()
+    base_latency = config.runtime.plan_latency_s
+    EPISODES.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with Progress() as progress, EPISODES.open("a") as log_file:
+            bar = progress.add_task("episodes", total=len(jobs))
+            for delay, task, seed in jobs:
+                plans.latency_s = base_latency + delay
+                telemetry = Telemetry(deadline_tolerance_s=1.0)
+                row = await run_episode(config, task, seed, clock, tracker, plans, telemetry)
+                record = {
+                    "delay_s": delay, "task": task, "seed": seed, "success": row["success"],
+                    "failure": row["failure"], "episode_s": row["episode_s"],
+                    "wall_s": row["wall_s"], "plans": row["summary"]["plans"],
+                    "following": row["summary"]["following_fraction"], "key": key,
+                }  # fmt: skip
+                log_file.write(json.dumps(record) + "\n")
+                log_file.flush()
+                done[(delay, task, seed)] = record
+                progress.advance(bar)
+    finally:
+        await plans.close()
+
+
+def summarise(done: dict, delays, tasks, episodes: int) -> list[dict]:
+    rows = []
+    for task in tasks:
+        for delay in delays:
+            runs = [done[(delay, task, s)] for s in range(episodes) if (delay, task, s) in done]
+            wins = sum(r["success"] for r in runs)
+            low, high = wilson_interval(wins, len(runs)) if runs else (float("nan"),) * 2
+            failures: dict[str, int] = {}
+            for r in runs:
+                if not r["success"]:
+                    failures[r["failure"]] = failures.get(r["failure"], 0) + 1
+            rows.append({
+                "task": task, "delay_s": delay, "episodes": len(runs), "successes": wins,
+                "rate": wins / len(runs) if runs else float("nan"), "wilson95": [low, high],
+                "failures": failures,
+                "following": sum(r["following"] for r in runs) / max(len(runs), 1),
+            })  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--delays", default="0,1")
+    parser.add_argument("--tasks", default="all")
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. sim.split=heldout")
+    args = parser.parse_args()
+    from dualctl.sim.tasks import TASKS
+
+    tasks = list(TASKS) if args.tasks == "all" else args.tasks.split(",")
+    delays = [float(d) for d in args.delays.split(",")]
+    config = load_config(["runtime.clock=virtual", "runtime.status_line=false", *args.overrides])
+    key = fingerprint(config)
+    done = load_done(key)
+    jobs = [(d, t, s) for d in delays for t in tasks for s in range(args.episodes)
+            if (d, t, s) not in done]  # fmt: skip
+    started = time.perf_counter()
+    if jobs:
+        clock = VirtualClock()
+        clock.run(run_all(config, jobs, clock, done, key))
+    rows = summarise(done, delays, tasks, args.episodes)
+    table = Table(title=f"closed-loop success, planner + tracker ({config.sim.split} split, "
+                  f"virtual time, base plan latency {config.runtime.plan_latency_s} s)")  # fmt: skip
+    for column in ("task", "injected delay s", "success", "95% Wilson", "failures", "following"):
+        table.add_column(column)
+    for r in rows:
+        low, high = r["wilson95"]
+        table.add_row(
+            r["task"], f"{r['delay_s']:.1f}", f"{r['successes']}/{r['episodes']}",
+            f"[{low:.2f}, {high:.2f}]", json.dumps(r["failures"]), f"{r['following']:.2f}",
+        )  # fmt: skip
+    Console().print(table)
+    result = {
+        "rows": rows, "split": config.sim.split, "episodes_per_cell": args.episodes,
+        "base_plan_latency_s": config.runtime.plan_latency_s,
+        "wall_s_this_run": time.perf_counter() - started,
+    }  # fmt: skip
+    atomic_write_text(RESULTS, json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
