@@ -22,6 +22,7 @@ ARCHITECTURE_KEYS = (
     "hidden_dim",
     "sensor_dim",
     "force_history",
+    "tactile_history",
     "vjepa2_hidden_size",
     "vjepa2_layers",
     "vjepa2_patch_size",
@@ -137,6 +138,8 @@ class TrackerConfig:
         hidden_dim: width of the predictor and head MLPs.
         sensor_dim: feature size of each of the force and tactile encoders.
         force_history: wrench samples (one per camera frame period) the force encoder sees.
+        tactile_history: tactile frames (one per camera frame period) the tactile encoder sees;
+            1 = the current one only.
         horizon: predictor rollout steps in training (camera frames).
         vjepa2_hidden_size, vjepa2_layers, vjepa2_patch_size: tiny VJEPA2 config when no
             local checkpoint is given.
@@ -159,6 +162,7 @@ class TrackerConfig:
     hidden_dim: int = 256
     sensor_dim: int = 32
     force_history: int = 4
+    tactile_history: int = 1
     horizon: int = 4
     vjepa2_hidden_size: int = 64
     vjepa2_layers: int = 2
@@ -177,6 +181,7 @@ class TrackerConfig:
         check_range("tracker.hidden_dim", self.hidden_dim, 8, 4096)
         check_range("tracker.sensor_dim", self.sensor_dim, 2, 1024)
         check_range("tracker.force_history", self.force_history, 1, 64)
+        check_range("tracker.tactile_history", self.tactile_history, 1, 64)
         check_range("tracker.horizon", self.horizon, 1, 32)
         check_range("tracker.vjepa2_hidden_size", self.vjepa2_hidden_size, 8)
         check_range("tracker.vjepa2_layers", self.vjepa2_layers, 1)

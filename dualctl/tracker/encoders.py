@@ -150,14 +150,18 @@ def _load_backbone_weights(backbone: nn.Module, path: Path) -> None:
 class SensorEncoder(nn.Module):
     """Force/torque history and tactile arrays, each through a small MLP, with missing flags.
 
-    A missing modality arrives as zeros with its flag set to 1; modality dropout in training
-    teaches both encoders and everything downstream what that means.
+    The tactile encoder sees the current taxel map and, for the earlier frames of its history,
+    each fingertip's channel totals (how normal and shear force changed: slip shows as shear
+    keeping pace with normal force). A missing modality arrives as zeros with its flag set to
+    1; modality dropout in training teaches both encoders and everything downstream what that
+    means.
     """
 
-    def __init__(self, force_history: int, sensor_dim: int):
+    def __init__(self, force_history: int, tactile_history: int, sensor_dim: int):
         super().__init__()
         self.force = mlp([force_history * WRENCH_DIM + 1, 64, sensor_dim])
-        self.tactile = mlp([TACTILE_SIZE + 1, 64, sensor_dim])
+        past = (tactile_history - 1) * TACTILE_SHAPE[0] * TACTILE_SHAPE[3]
+        self.tactile = mlp([TACTILE_SIZE + past + 1, 64, sensor_dim])
 
     def forward(
         self,
@@ -166,10 +170,11 @@ class SensorEncoder(nn.Module):
         force_missing: torch.Tensor,
         tactile_missing: torch.Tensor,
     ) -> torch.Tensor:
-        """Normalised (B, K, 6) wrench history and (B, *TACTILE_SHAPE) tactile, (B, 1) flags
-        -> (B, 2 * sensor_dim) features."""
+        """Normalised (B, K, 6) wrench and (B, T, *TACTILE_SHAPE) tactile histories (oldest
+        first), (B, 1) flags -> (B, 2 * sensor_dim) features."""
         w = wrench_history.flatten(1) * (1.0 - force_missing)
-        t = tactile.flatten(1) * (1.0 - tactile_missing)
+        totals = tactile[:, :-1].sum((3, 4)).flatten(1)
+        t = torch.cat([tactile[:, -1].flatten(1), totals], 1) * (1.0 - tactile_missing)
         force = torch.relu(self.force(torch.cat([w, force_missing], 1)))
         touch = torch.relu(self.tactile(torch.cat([t, tactile_missing], 1)))
         return torch.cat([force, touch], 1)

@@ -38,7 +38,7 @@ def prediction_errors(
         "frames": list(range(horizon + 1)),
         "action": list(range(horizon)),
         "proprio": [0],
-        "tactile": [0],
+        "tactile": list(range(-config.tactile_history + 1, 1)),
         "wrench": list(range(-config.force_history + 1, 1)),
     }
     dataset = WindowDataset(store, offsets, require_future=horizon)
@@ -53,7 +53,7 @@ def prediction_errors(
         online = net.encode(images).view(b, horizon + 1, -1)
         target = net.encode(images, target=True).view(b, horizon + 1, -1)
         zeros = torch.zeros(b, 1)
-        context = net.context(batch["proprio"][:, 0], batch["wrench"], batch["tactile"][:, 0],
+        context = net.context(batch["proprio"][:, 0], batch["wrench"], batch["tactile"],
                               zeros, zeros)  # fmt: skip
         rolled = net.rollout(online[:, 0], net.normalise("action", batch["action"]), context)
         truth = target[:, 1:]

@@ -48,12 +48,15 @@ class FastPath:
         force_missing: bool,
         tactile_missing: bool,
     ) -> np.ndarray:
-        """Same features as ``TrackerNet.context`` for one sample (flags as bools)."""
+        """Same features as ``TrackerNet.context`` for one sample (flags as bools); wrench
+        history (K, 6), tactile history (T, 2, 4, 4, 3), oldest first."""
         w_mean, w_std = self.stats["wrench"]
         t_mean, t_std = self.stats["tactile"]
         p_mean, p_std = self.stats["proprio"]
         w = ((wrench_history - w_mean) / w_std).ravel() * (0.0 if force_missing else 1.0)
-        t = ((tactile - t_mean) / t_std).ravel() * (0.0 if tactile_missing else 1.0)
+        taxels = (tactile - t_mean) / t_std
+        t = np.concatenate([taxels[-1].ravel(), taxels[:-1].sum((2, 3)).ravel()])
+        t *= 0.0 if tactile_missing else 1.0
         force = np.maximum(self.force(np.append(w, np.float32(force_missing))), 0.0)
         touch = np.maximum(self.tactile(np.append(t, np.float32(tactile_missing))), 0.0)
         return np.concatenate([force, touch, (proprio - p_mean) / p_std]).astype(np.float32)

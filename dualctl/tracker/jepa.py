@@ -4,7 +4,7 @@
 Missing inputs: a dropped modality (``drop_force``/``drop_tactile``) is fed as zeros with its
 "missing" flag set, which the model saw in training through modality dropout. The wrench
 history holds one sample per camera-frame period (what training windows hold), the newest slot
-refreshed every tick.
+refreshed every tick; so does the tactile history.
 """
 
 from __future__ import annotations
@@ -27,6 +27,30 @@ from dualctl.types import Action, Observation
 _ZERO_WRENCH = np.zeros(6, np.float32)
 
 
+class FrameHistory:
+    """The last ``length`` samples of a stream, one per ``period_s`` (the camera-frame period
+    training windows are spaced by); the newest slot is overwritten on every tick in between."""
+
+    def __init__(self, length: int, period_s: float):
+        self.length, self.period_s = length, period_s
+        self.reset()
+
+    def reset(self) -> None:
+        self.values: np.ndarray | None = None
+        self.slot_time = 0.0
+
+    def update(self, value: np.ndarray, time_s: float) -> np.ndarray:
+        """Record ``value`` sampled at ``time_s`` (s); the history, oldest first."""
+        if self.values is None:
+            self.values = np.repeat(value[None], self.length, 0).astype(np.float32)
+            self.slot_time = time_s
+        elif time_s - self.slot_time >= self.period_s:
+            self.values[:-1] = self.values[1:]
+            self.slot_time = time_s
+        self.values[-1] = value
+        return self.values
+
+
 class JepaTracker(Tracker):
     """System 1 on a trained :class:`TrackerNet` (see the module doc for missing inputs)."""
 
@@ -43,12 +67,13 @@ class JepaTracker(Tracker):
             if config.controller == "mpc"
             else None
         )
-        self._history_period_s = 1.0 / config.frame_hz
+        self.wrench_history = FrameHistory(config.force_history, 1.0 / config.frame_hz)
+        self.tactile_history = FrameHistory(config.tactile_history, 1.0 / config.frame_hz)
         self.reset()
 
     def reset(self) -> None:
-        self._history: np.ndarray | None = None
-        self._slot_time = 0.0
+        self.wrench_history.reset()
+        self.tactile_history.reset()
         if self.mpc is not None:
             self.mpc.reset()
 
@@ -58,24 +83,16 @@ class JepaTracker(Tracker):
                                  self.config.image_size)  # fmt: skip
         return self.net.encode(images).numpy()
 
-    def _wrench_history(self, wrench: np.ndarray, time_s: float) -> np.ndarray:
-        if self._history is None:
-            self._history = np.tile(wrench, (self.config.force_history, 1))
-            self._slot_time = time_s
-        elif time_s - self._slot_time >= self._history_period_s:
-            self._history[:-1] = self._history[1:]
-            self._slot_time = time_s
-        self._history[-1] = wrench
-        return self._history
-
     def act(self, observation: Observation, latent: np.ndarray, reference: np.ndarray) -> Action:
         wrench = _ZERO_WRENCH if self.force_missing else observation.wrench
-        stamp = observation.stamps.get("wrench", observation.timestamp)
-        history = self._wrench_history(wrench, stamp)
+        stamps = observation.stamps
+        wrenches = self.wrench_history.update(wrench, stamps.get("wrench", observation.timestamp))
+        touches = self.tactile_history.update(
+            observation.tactile, stamps.get("tactile", observation.timestamp)
+        )
         context = self.fast.context(
-            observation.proprio, history, observation.tactile,
-            self.force_missing, self.tactile_missing,
-        )  # fmt: skip
+            observation.proprio, wrenches, touches, self.force_missing, self.tactile_missing
+        )
         vector = self.fast.action(latent, reference, context)
         if self.mpc is not None:
             a_mean, a_std = self.fast.stats["action"]

@@ -4,7 +4,10 @@ guard), plus the tracking head by behaviour cloning with hindsight references.
 
 A batch comes from :class:`~dualctl.data.dataset.WindowDataset` with :func:`window_offsets`:
 frames ``t .. t+H`` then the hindsight reference frame ``t + lookahead``; actions ``t ..
-t+H-1``; proprio and tactile at ``t``; the wrench history up to ``t``.
+t+H-1``; proprio at ``t``; the wrench and tactile histories up to ``t``. Teacher forcing feeds
+the target encoder's latents of frames ``t .. t+H-1`` (as V-JEPA 2-AC feeds its frozen
+encoder's), the rollout starts from the online latent of frame ``t``; only two frames per
+window go through the online encoder with gradient, which halves the cost of a step.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ def window_offsets(config: TrackerConfig) -> dict[str, list[int]]:
         "frames": [*range(horizon + 1), config.lookahead_frames],
         "action": list(range(horizon)),
         "proprio": [0],
-        "tactile": [0],
+        "tactile": list(range(-config.tactile_history + 1, 1)),
         "wrench": list(range(-config.force_history + 1, 1)),
     }
 
@@ -77,23 +80,25 @@ class TrackerLightning(pl.LightningModule):
         images = images_to_float(frames.flatten(0, 1), self.config.image_size)
         if train:
             images = random_shift(images, self.train_config.shift_px, b)
-        online = net.encode(images).view(b, f, -1)
+        images = images.view(b, f, *images.shape[1:])
+        # The online encoder (with gradient) sees the frame at t and the hindsight reference;
+        # the EMA target encodes t .. t+H without gradient: teacher-forcing inputs and targets.
+        online = net.encode(images[:, [0, h + 1]].flatten(0, 1)).view(b, 2, -1)
         with torch.no_grad():
-            target = net.encode(images.view(b, f, *images.shape[1:])[:, 1 : h + 1].flatten(0, 1),
-                                target=True).view(b, h, -1)  # fmt: skip
+            target = net.encode(images[:, : h + 1].flatten(0, 1), target=True).view(b, h + 1, -1)
         force_missing, tactile_missing = self._missing_flags(b, train)
         context = net.context(
-            batch["proprio"][:, 0], batch["wrench"], batch["tactile"][:, 0],
+            batch["proprio"][:, 0], batch["wrench"], batch["tactile"],
             force_missing, tactile_missing,
         )  # fmt: skip
         actions = net.normalise("action", batch["action"])
-        teacher = net.predict(online[:, :h], actions, context.unsqueeze(1).expand(-1, h, -1))
+        teacher = net.predict(target[:, :h], actions, context.unsqueeze(1).expand(-1, h, -1))
         rollout = net.rollout(online[:, 0], actions, context)
-        predicted = net.head_action(online[:, 0], online[:, h + 1], context)
+        predicted = net.head_action(online[:, 0], online[:, 1], context)
         variance, covariance = vicreg_terms(online.flatten(0, 1))
         return {
-            "teacher": F.l1_loss(teacher, target),
-            "rollout": F.l1_loss(rollout, target),
+            "teacher": F.l1_loss(teacher, target[:, 1:]),
+            "rollout": F.l1_loss(rollout, target[:, 1:]),
             "head": F.mse_loss(predicted, actions[:, 0]),
             "variance": variance,
             "covariance": covariance,

@@ -47,7 +47,9 @@ class TrackerNet(nn.Module):
         d, h = config.latent_dim, config.hidden_dim
         self.encoder = build_image_encoder(config, load_weights=load_encoder_weights)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
-        self.sensors = SensorEncoder(config.force_history, config.sensor_dim)
+        self.sensors = SensorEncoder(
+            config.force_history, config.tactile_history, config.sensor_dim
+        )
         self.context_dim = 2 * config.sensor_dim + PROPRIO_DIM
         self.predictor = mlp([d + ACTION_DIM + self.context_dim, h, h, d])
         self.head = mlp([3 * d + self.context_dim, h, h, ACTION_DIM])
@@ -85,8 +87,8 @@ class TrackerNet(nn.Module):
         force_missing: torch.Tensor,
         tactile_missing: torch.Tensor,
     ) -> torch.Tensor:
-        """Raw (SI) proprio (B, 10), wrench history (B, K, 6), tactile (B, 2, 4, 4, 3) and
-        (B, 1) missing flags -> (B, context_dim) features."""
+        """Raw (SI) proprio (B, 10), wrench history (B, K, 6), tactile history
+        (B, T, 2, 4, 4, 3) and (B, 1) missing flags -> (B, context_dim) features."""
         sensed = self.sensors(
             self.normalise("wrench", wrench_history),
             self.normalise("tactile", tactile),

@@ -66,5 +66,6 @@ SMALL = [
     "tracker.train.val_episodes=2",
     "tracker.train.val_every=50",
     "tracker.train.shift_px=0",
+    "tracker.tactile_history=2",
     "trainer.threads=1",
 ]

@@ -16,7 +16,7 @@ from .conftest import SMALL
 
 
 def small_config(*extra):
-    return load_config([*SMALL, *extra]).tracker
+    return load_config([*SMALL, "tracker.tactile_history=3", *extra]).tracker
 
 
 def trained_parts(store, steps=5, **kw):
@@ -66,15 +66,16 @@ def test_numpy_fast_path_matches_torch(synthetic_dataset, force_missing, tactile
     rng = np.random.default_rng(0)
     obs = observation(rng)
     history = np.stack([obs.wrench] * config.force_history).astype(np.float32)
+    touches = rng.normal(size=(config.tactile_history, 2, 4, 4, 3)).astype(np.float32)
     z, ref = rng.normal(size=(2, config.latent_dim)).astype(np.float32)
     fast = FastPath(net)
-    context = fast.context(obs.proprio, history, obs.tactile, force_missing, tactile_missing)
+    context = fast.context(obs.proprio, history, touches, force_missing, tactile_missing)
     vector = fast.action(z, ref, context)
     with torch.no_grad():
         flags = [torch.tensor([[float(force_missing)]]), torch.tensor([[float(tactile_missing)]])]
         torch_context = net.context(torch.from_numpy(obs.proprio)[None],
                                     torch.from_numpy(history)[None],
-                                    torch.from_numpy(obs.tactile)[None], *flags)  # fmt: skip
+                                    torch.from_numpy(touches)[None], *flags)  # fmt: skip
         expected = net.denormalise("action", net.head_action(
             torch.from_numpy(z)[None], torch.from_numpy(ref)[None], torch_context))[0]  # fmt: skip
     np.testing.assert_allclose(context, torch_context[0].numpy(), rtol=1e-4, atol=1e-5)
@@ -104,8 +105,8 @@ def test_wrench_history_keeps_one_sample_per_frame_period(synthetic_dataset):
     config, net = trained_parts(store)
     tracker = JepaTracker(net, config)
     for i, t in enumerate(np.arange(0, 0.2, 0.005)):  # 200 Hz ticks, 20 Hz frames
-        tracker._wrench_history(np.full(6, float(i), np.float32), float(t))
-    history = tracker._history[:, 0]
+        tracker.wrench_history.update(np.full(6, float(i), np.float32), float(t))
+    history = tracker.wrench_history.values[:, 0]
     assert history[-1] == 39
     assert np.all(np.diff(history) >= 9)  # slots ~10 ticks (one frame period) apart
 

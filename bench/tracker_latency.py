@@ -1,0 +1,103 @@
+"""Tracker cost on one CPU core: the fast path (``act``) per tick, p50/p99, and the visual
+encode per 64x64 frame; latent MPC per call for comparison.
+
+    python bench/tracker_latency.py [--checkpoint checkpoints/tracker] [--ticks 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from dualctl.data.episode import atomic_write_text
+from dualctl.tracker.checkpoint import read_checkpoint_config
+from dualctl.tracker.config import TrackerConfig
+from dualctl.tracker.jepa import load_tracker
+from dualctl.types import TACTILE_SHAPE, Observation
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def observation(rng, t: float) -> Observation:
+    return Observation(
+        timestamp=t, images={}, proprio=rng.normal(size=10).astype(np.float32),
+        wrench=rng.normal(size=6).astype(np.float32),
+        tactile=rng.normal(size=TACTILE_SHAPE).astype(np.float32),
+        stamps={"wrench": t, "tactile": t, "proprio": t},
+    )  # fmt: skip
+
+
+def percentiles_ms(seconds: list[float]) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1e3
+    return {"p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
+            "max": float(ms.max()), "n": len(ms)}  # fmt: skip
+
+
+def time_act(tracker, ticks: int, rng) -> list[float]:
+    z, ref = rng.normal(size=(2, tracker.latent_dim)).astype(np.float32)
+    observations = [observation(rng, i * 0.005) for i in range(256)]
+    for obs in observations[:50]:
+        tracker.act(obs, z, ref)
+    out = []
+    for i in range(ticks):
+        obs = observations[i % len(observations)]
+        start = time.perf_counter()
+        tracker.act(obs, z, ref)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def time_encode(tracker, frames: int, size: int, rng) -> list[float]:
+    images = rng.integers(0, 255, (16, 1, size, size, 3), dtype=np.uint8)
+    for image in images[:5]:
+        tracker.encode(image)
+    out = []
+    for i in range(frames):
+        start = time.perf_counter()
+        tracker.encode(images[i % 16])
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="checkpoints/tracker")
+    parser.add_argument("--ticks", type=int, default=20000)
+    parser.add_argument("--frames", type=int, default=300)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    tracker = load_tracker(args.checkpoint)
+    size = tracker.config.image_size
+    rows = {
+        "act (head, numpy fast path)": percentiles_ms(time_act(tracker, args.ticks, rng)),
+        f"encode ({size}x{size} frame)": percentiles_ms(
+            time_encode(tracker, args.frames, size, rng)
+        ),  # fmt: skip
+    }
+    dropped = load_tracker(args.checkpoint, modalities=())
+    rows["act (force+tactile dropped)"] = percentiles_ms(time_act(dropped, args.ticks, rng))
+    saved = read_checkpoint_config(Path(args.checkpoint))
+    mpc = load_tracker(args.checkpoint, config=TrackerConfig(
+        **{**vars(saved), "controller": "mpc"}))  # fmt: skip
+    rows["act (latent MPC, CEM)"] = percentiles_ms(time_act(mpc, 200, rng))
+    table = Table(title="tracker latency, 1 thread (ms)")
+    for column in ("path", "p50", "p99", "max", "n"):
+        table.add_column(column, justify="right")
+    for name, r in rows.items():
+        table.add_row(name, f"{r['p50']:.4f}", f"{r['p99']:.4f}", f"{r['max']:.3f}", str(r["n"]))
+    Console().print(table)
+    RESULTS.mkdir(exist_ok=True)
+    atomic_write_text(RESULTS / "tracker_latency.json", json.dumps(
+        {"checkpoint": args.checkpoint, "threads": 1, "ms": rows}, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

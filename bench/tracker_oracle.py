@@ -1,0 +1,145 @@
+"""Closed-loop tracking in sim with an oracle reference: for each (task, seed, split) the
+scripted expert runs first, its recorded frames are encoded, and the tracker follows those
+latents in time (reference = expert latent at now + lookahead, linearly interpolated, held at
+the end). A synchronous loop on a virtual clock: ``act`` at ``--rate`` Hz, ``encode`` whenever
+the SimBody has rendered a new camera frame. Arms: the full tracker, and (on Fragile and
+Slippery) the same checkpoint with force and tactile dropped.
+
+    MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
+        [--episodes 20] [--seed 1000] [--split train] [--rate 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from dualctl.sim.body import SimBody
+from dualctl.sim.config import SimConfig
+from dualctl.sim.experts import run_expert
+from rich.console import Console
+from rich.table import Table
+
+from dualctl.data.episode import atomic_write_text
+from dualctl.eval.stats import wilson_interval
+from dualctl.tracker.jepa import JepaTracker, load_tracker
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ARMS = {"full": ("force", "tactile"), "no force/tactile": ()}
+ABLATED_TASKS = ("Fragile", "Slippery")
+
+
+def interpolate(times: np.ndarray, latents: np.ndarray, t: float) -> np.ndarray:
+    """Latent at time ``t`` (s) on the expert's timeline, linear between frames, clamped."""
+    i = int(np.searchsorted(times, t))
+    if i <= 0:
+        return latents[0]
+    if i >= len(times):
+        return latents[-1]
+    w = (t - times[i - 1]) / (times[i] - times[i - 1])
+    return ((1 - w) * latents[i - 1] + w * latents[i]).astype(np.float32)
+
+
+async def follow(tracker: JepaTracker, task: str, seed: int, config: SimConfig,
+                 times: np.ndarray, latents: np.ndarray, rate_hz: float):  # fmt: skip
+    clock = [0.0]
+    body = SimBody(task, seed, config, now=lambda: clock[0])
+    await body.connect()
+    tracker.reset()
+    latent, image_stamp = None, None
+    try:
+        while True:
+            obs = await body.observe()
+            if body.status().done:
+                return body.status()
+            stamp = obs.stamps["image/scene"]
+            if stamp != image_stamp:
+                latent, image_stamp = tracker.encode(obs.images["scene"][None])[0], stamp
+            reference = interpolate(times, latents, obs.timestamp + tracker.lookahead_s)
+            await body.act(tracker.act(obs, latent, reference))
+            clock[0] += 1.0 / rate_hz
+    finally:
+        await body.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="checkpoints/tracker")
+    parser.add_argument("--tasks", default="Lift,Fragile,Slippery,Place")
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1000, help="first seed (0..149 trained)")
+    parser.add_argument("--split", default="train", choices=("train", "heldout"))
+    parser.add_argument("--rate", type=float, default=200.0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    config = SimConfig(split=args.split)
+    trackers = {arm: load_tracker(args.checkpoint, modalities=m) for arm, m in ARMS.items()}
+    outcomes: dict[tuple[str, str], list] = collections.defaultdict(list)
+    console = Console()
+    started = time.monotonic()
+    for task in args.tasks.split(","):
+        for seed in range(args.seed, args.seed + args.episodes):
+            expert = run_expert(task, seed, args.split, config)
+            latents = trackers["full"].encode(expert.images["scene"])
+            for arm, tracker in trackers.items():
+                if arm != "full" and task not in ABLATED_TASKS:
+                    continue
+                status = asyncio.run(follow(tracker, task, seed, config, expert.timestamp,
+                                            latents, args.rate))  # fmt: skip
+                outcomes[(task, arm)].append(
+                    {
+                        "seed": seed,
+                        "success": bool(status.success),
+                        "failure": status.failure_reason,
+                        "expert_success": bool(expert.meta["success"]),
+                    }
+                )
+            done = [
+                (arm, outcomes[(task, arm)][-1])
+                for arm in trackers
+                if (task, arm) in outcomes and outcomes[(task, arm)][-1]["seed"] == seed
+            ]
+            console.log(
+                f"{task} seed {seed}: "
+                + ", ".join(f"{arm}={r['success']} {r['failure'] or ''}" for arm, r in done)
+            )
+    table = Table(
+        title=f"oracle-reference closed loop, {args.split} split, seeds "
+        f"{args.seed}..{args.seed + args.episodes - 1}, act at {args.rate:g} Hz"
+    )
+    for column in ("task", "arm", "success", "rate", "Wilson 95 %", "expert", "failures"):
+        table.add_column(column)
+    cells = {}
+    for (task, arm), runs in outcomes.items():
+        wins, n = sum(r["success"] for r in runs), len(runs)
+        low, high = wilson_interval(wins, n)
+        failures = collections.Counter(r["failure"] for r in runs if not r["success"])
+        expert_wins = sum(r["expert_success"] for r in runs)
+        cells[f"{task}/{arm}"] = {"successes": wins, "episodes": n, "rate": wins / n,
+                                  "wilson95": [low, high], "expert_successes": expert_wins,
+                                  "failures": dict(failures), "runs": runs}  # fmt: skip
+        table.add_row(
+            task,
+            arm,
+            f"{wins}/{n}",
+            f"{wins / n:.2f}",
+            f"[{low:.2f}, {high:.2f}]",
+            f"{expert_wins}/{n}",
+            ", ".join(f"{k}:{v}" for k, v in failures.items()),
+        )
+    console.print(table)
+    RESULTS.mkdir(exist_ok=True)
+    atomic_write_text(RESULTS / "tracker_oracle.json", json.dumps({
+        "checkpoint": args.checkpoint, "split": args.split, "first_seed": args.seed,
+        "rate_hz": args.rate, "seconds": time.monotonic() - started, "cells": cells,
+    }, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
