@@ -27,7 +27,7 @@ from rich.table import Table
 from dualctl.config import load_config
 from dualctl.data.episode import atomic_write_text
 from dualctl.runtime.clock import RealClock
-from dualctl.runtime.demo import load_demo_tracker, planner_client
+from dualctl.runtime.factories import load_runtime_tracker, planner_client
 from dualctl.runtime.scheduler import run_controller
 from dualctl.runtime.telemetry import Telemetry
 
@@ -71,7 +71,7 @@ async def main_async(rates: list[float], seconds: float) -> dict:
     clock = RealClock()
     calibration = await clock.calibrate()
     clock.spin_s = calibration["spin_s"]
-    tracker = load_demo_tracker(config)
+    tracker = load_runtime_tracker(config)
     plans = planner_client(config, clock)
     await plans.start()
     rows = []

@@ -28,7 +28,8 @@ from dualctl.config import load_config  # noqa: E402
 from dualctl.data.episode import atomic_write_text  # noqa: E402
 from dualctl.eval.stats import wilson_interval  # noqa: E402
 from dualctl.runtime.clock import VirtualClock  # noqa: E402
-from dualctl.runtime.demo import load_demo_tracker, planner_client, run_episode  # noqa: E402
+from dualctl.runtime.demo import run_episode  # noqa: E402
+from dualctl.runtime.factories import load_runtime_tracker, planner_client  # noqa: E402
 from dualctl.runtime.telemetry import Telemetry  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "runtime_success.json"
@@ -54,7 +55,7 @@ def load_done(key: str) -> dict[tuple, dict]:
 
 
 async def run_all(config, jobs: list[tuple], clock: VirtualClock, done: dict, key: str) -> None:
-    tracker = load_demo_tracker(config)
+    tracker = load_runtime_tracker(config)
     plans = planner_client(config, clock)
     await plans.start()
     base_latency = config.runtime.plan_latency_s

@@ -19,16 +19,14 @@ from pathlib import Path
 from dualctl.cli import CommandRegistry, add_overrides
 from dualctl.config import Config, load_config
 from dualctl.data.episode import atomic_write_text
-from dualctl.runtime.clock import Clock, RealClock, VirtualClock
+from dualctl.runtime.clock import Clock
 from dualctl.runtime.demo_video import Snapshot, compose_panel, write_videos
-from dualctl.runtime.planner_process import PlannerSpec, ProcessPlanClient
+from dualctl.runtime.factories import load_runtime_tracker, make_clock, planner_client
 from dualctl.runtime.scheduler import run_controller
 from dualctl.runtime.telemetry import RunSummary, Telemetry
 
 log = logging.getLogger(__name__)
 
-#: The planner checkpoint's factory, run inside the planner process.
-PLANNER_FACTORY = "dualctl.planner.diffusion_planner:load_planner"
 #: Every task ends itself (success, failure or its own time limit); this only guards against a
 #: task that never reports done.
 _EPISODE_CAP_S = 60.0
@@ -48,9 +46,7 @@ def run(args: argparse.Namespace) -> int:
     explicit = any(item.split("=", 1)[0] == "task" for item in args.overrides)
     tasks = _tasks(config.task if explicit else "all")
     out = Path(config.out)
-    clock = RealClock(None if config.runtime.spin_s < 0 else config.runtime.spin_s)
-    if config.runtime.clock == "virtual":
-        clock = VirtualClock()
+    clock = make_clock(config.runtime)
     results = clock.run(run_demo(config, tasks, clock, out))
     _print_table(results)
     return 0 if all(r["success"] for r in results) else 1
@@ -62,41 +58,12 @@ def _tasks(task: str) -> list[str]:
     return list(TASKS) if task == "all" else [check_task(task)]
 
 
-def planner_client(config: Config, clock: Clock) -> ProcessPlanClient:
-    """The planner process for the shipped (or configured) planner checkpoint."""
-    runtime = config.runtime
-    spec = PlannerSpec(
-        PLANNER_FACTORY,
-        {"checkpoint_dir": config.planner.checkpoint, "threads": 1},
-        threads=1,
-    )
-    return ProcessPlanClient(
-        spec, clock, latency_s=runtime.plan_latency_s, latency_mode=runtime.plan_latency_mode,
-        injected_delay_s=runtime.plan_latency_s if runtime.inject_delay else 0.0,
-        timeout_s=runtime.planner_timeout_s, restart_s=runtime.planner_restart_s,
-        shm_bytes=int(runtime.planner_shm_mb * (1 << 20)),
-        max_in_flight=runtime.max_plans_in_flight,
-    )  # fmt: skip
-
-
-def load_demo_tracker(config: Config):
-    """The shipped tracker, with its own (checkpoint) settings. Torch gets one thread in the
-    control process: the planner process has its own, and more threads only fight over the
-    machine's cores (an encode goes from ~2 ms to ~15 ms on a busy 2-core machine)."""
-    import torch
-
-    from dualctl.tracker.jepa import load_tracker
-
-    torch.set_num_threads(1)
-    return load_tracker(config.tracker.checkpoint)
-
-
 async def run_demo(
     config: Config, tasks: list[str], clock: Clock, out: Path, max_episode_s: float = _EPISODE_CAP_S
 ) -> list[dict]:
     """One episode per task on ``clock`` (each at most ``max_episode_s`` s); returns one result
     row per task."""
-    tracker = load_demo_tracker(config)
+    tracker = load_runtime_tracker(config)
     plans = planner_client(config, clock)
     started = time.perf_counter()
     await plans.start()
