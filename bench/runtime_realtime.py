@@ -66,8 +66,8 @@ async def one_run(config, tracker, plans, clock, rate_hz: float, seconds: float)
     }
 
 
-async def main_async(rates: list[float], seconds: float) -> dict:
-    config = load_config(["runtime.clock=real", "runtime.status_line=false"])
+async def main_async(rates: list[float], seconds: float, overrides: list[str]) -> dict:
+    config = load_config(["runtime.clock=real", "runtime.status_line=false", *overrides])
     clock = RealClock()
     calibration = await clock.calibrate()
     clock.spin_s = calibration["spin_s"]
@@ -129,10 +129,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rates", default="200,250,333,500,1000")
+    parser.add_argument("overrides", nargs="*", help="config overrides (e.g. checkpoints)")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     started = time.perf_counter()
-    result = asyncio.run(main_async(rates, args.seconds))
+    result = asyncio.run(main_async(rates, args.seconds, args.overrides))
     result["wall_s"] = time.perf_counter() - started
     print_table(result)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

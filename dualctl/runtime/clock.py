@@ -74,9 +74,9 @@ class RealClock(Clock):
         if self.spin_s is None:
             await self.prepare()
         remaining = deadline - time.monotonic()
-        if remaining > self.spin_s:
-            await asyncio.sleep(remaining - self.spin_s)
-        # The spin does not yield: other tasks are short and run in the control loop's slack.
+        # Always yield once, so other tasks (plan replies, health) run even when the whole
+        # period is spin; then spin without yielding: those tasks are short.
+        await asyncio.sleep(max(0.0, remaining - self.spin_s))
         while time.monotonic() < deadline:
             pass
 
