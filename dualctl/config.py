@@ -127,6 +127,17 @@ def _merge(schema, *configs):
         raise ConfigError(error.full_key, getattr(error, "value", "?"), expected) from None
 
 
+def _instantiate(merged, key: str):
+    """Build the dataclasses (running their validation); surface their ConfigError as is."""
+    try:
+        return OmegaConf.to_object(merged)
+    except oc_errors.OmegaConfBaseException as error:
+        cause = error.__cause__ or error.__context__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        raise ConfigError(getattr(error, "full_key", None) or key, "?", str(error)) from None
+
+
 def load_config(overrides: list[str] | tuple[str, ...] = (), default: Path | None = None) -> Config:
     """Resolve the configuration: schema <- default.yaml <- group files <- dotlist overrides."""
     schema = OmegaConf.structured(Config)
@@ -136,13 +147,7 @@ def load_config(overrides: list[str] | tuple[str, ...] = (), default: Path | Non
     for group, path in groups:
         merged = _merge(merged, OmegaConf.create({group: _load_yaml(path)}))
     merged = _merge(merged, OmegaConf.from_dotlist(dotlist))
-    try:
-        return OmegaConf.to_object(merged)
-    except oc_errors.OmegaConfBaseException as error:
-        cause = error.__cause__ or error.__context__
-        if isinstance(cause, ConfigError):
-            raise cause from None
-        raise ConfigError(getattr(error, "full_key", "?"), "?", str(error)) from None
+    return _instantiate(merged, "<config>")
 
 
 def to_yaml(config) -> str:
@@ -152,11 +157,4 @@ def to_yaml(config) -> str:
 
 def section_from_yaml(schema: type, path: Path, key: str):
     """Load one section saved by :func:`to_yaml` (e.g. a checkpoint's config) into ``schema``."""
-    merged = _merge(OmegaConf.structured(schema), _load_yaml(path))
-    try:
-        return OmegaConf.to_object(merged)
-    except oc_errors.OmegaConfBaseException as error:
-        cause = error.__cause__ or error.__context__
-        if isinstance(cause, ConfigError):
-            raise cause from None
-        raise ConfigError(key, str(path), str(error)) from None
+    return _instantiate(_merge(OmegaConf.structured(schema), _load_yaml(path)), key)
