@@ -73,9 +73,9 @@ async def main_async(rates: list[float], seconds: float, overrides: list[str]) -
     clock.spin_s = calibration["spin_s"]
     tracker = load_runtime_tracker(config)
     plans = planner_client(config, clock)
-    await plans.start()
     rows = []
     try:
+        await plans.start()
         for rate in rates:
             rows.append(await one_run(config, tracker, plans, clock, rate, seconds))
         no_spin = RealClock(spin_s=0.0)

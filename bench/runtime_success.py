@@ -57,10 +57,10 @@ def load_done(key: str) -> dict[tuple, dict]:
 async def run_all(config, jobs: list[tuple], clock: VirtualClock, done: dict, key: str) -> None:
     tracker = load_runtime_tracker(config)
     plans = planner_client(config, clock)
-    await plans.start()
     base_latency = config.runtime.plan_latency_s
     EPISODES.parent.mkdir(parents=True, exist_ok=True)
     try:
+        await plans.start()
         with Progress() as progress, EPISODES.open("a") as log_file:
             bar = progress.add_task("episodes", total=len(jobs))
             for delay, task, seed in jobs:

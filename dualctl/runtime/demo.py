@@ -66,10 +66,10 @@ async def run_demo(
     tracker = load_runtime_tracker(config)
     plans = planner_client(config, clock)
     started = time.perf_counter()
-    await plans.start()
-    log.info("planner process up in %.1f s", time.perf_counter() - started)
     rows = []
     try:
+        await plans.start()
+        log.info("planner process up in %.1f s", time.perf_counter() - started)
         for task in tasks:
             rows.append(await run_task(config, task, clock, tracker, plans, out, max_episode_s))
     finally:

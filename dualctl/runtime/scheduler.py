@@ -76,8 +76,10 @@ class _Slack:
         job.run()
         spent = time.perf_counter() - start
         previous = self.cost.get(job.kind, spent)
-        # Track the cost from above: a fast decay down, an immediate rise up.
-        self.cost[job.kind] = max(spent, 0.8 * previous + 0.2 * spent)
+        # Follow rises faster than falls (a job that no longer fits makes a tick late), but
+        # not to a single spike, which would keep a rare job waiting until it is overdue.
+        weight = 0.5 if spent > previous else 0.2
+        self.cost[job.kind] = previous + weight * (spent - previous)
 
 
 class Controller:
