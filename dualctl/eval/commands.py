@@ -8,6 +8,7 @@ import argparse
 import dataclasses
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -22,6 +23,11 @@ from dualctl.eval.runner import make_jobs, run_jobs
 from dualctl.eval.summary import write_report
 
 log = logging.getLogger(__name__)
+
+# Offscreen rendering for the episodes' sim (and the workers spawned from this process); it must
+# be chosen before mujoco is first imported, which the CLI's other command modules do.
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 #: Keys of ``ablate`` that only choose which episodes run (or how fast), so a run may be
 #: resumed into the same folder with other values. Everything else must match the first run.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -260,6 +261,12 @@ def make_episode_fn(setup: dict) -> Callable[[Job], EpisodeResult]:
     """The runner's episode factory: ``setup`` holds the resolved config's path and the video
     folder."""
     torch.set_num_threads(1)
+    # Offscreen rendering; must be set before mujoco is first imported in this process.
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    # Each episode's first safety intervention of a kind is a warning in a demo; here they are
+    # counted per episode in the CSV, and hundreds of episodes would bury the progress bar.
+    logging.getLogger("dualctl.runtime.telemetry").setLevel(logging.ERROR)
     config = section_from_yaml(Config, Path(setup["config"]), "config")
     models = Models(config)
     videos = Path(setup["videos"]) if setup.get("videos") else None
