@@ -188,6 +188,9 @@ def _result(
         tick_compute_max_s=float(compute.max()) if len(compute) else float("nan"),
         overruns=int((compute > period_s).sum()),
         safety_events=int(sum(summary.interventions.values())),
+        safety_kinds=";".join(
+            f"{k}:{n}" for k, n in sorted(summary.interventions.items(), key=lambda kv: -kv[1])
+        ),
         wall_s=wall_s,
     )
 

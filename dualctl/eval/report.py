@@ -143,11 +143,23 @@ def loop_table(results: Sequence[EpisodeResult], arms: Sequence[str] = ()) -> li
             f"{1e3 * _mean([r.tick_compute_mean_s for r in rs]):.2f}",
             f"{_mean([float(r.overruns) for r in rs]):.1f}",
             f"{_mean([float(r.safety_events) for r in rs]):.1f}",
+            _top_kinds(rs),
             f"{_mean([r.wall_s for r in rs]):.1f}",
         ])  # fmt: skip
     header = ["arm", "plan latency mean (s)", "max (s)", "plans/episode", "tick compute (ms)",
-              "overruns/episode", "safety events/episode", "wall s/episode"]  # fmt: skip
+              "overruns/episode", "safety events/episode", "most common", "wall s/episode"]  # fmt: skip
     return ["**Loop statistics** (means over episodes)", ""] + _table(header, rows) + [""]
+
+
+def _top_kinds(results: Sequence[EpisodeResult], top: int = 2) -> str:
+    """The most frequent safety interventions over ``results``, e.g. "speed_limit 61 %"."""
+    counts: Counter = Counter()
+    for r in results:
+        for item in filter(None, r.safety_kinds.split(";")):
+            kind, _, count = item.rpartition(":")
+            counts[kind] += int(count)
+    total = sum(counts.values())
+    return ", ".join(f"{k} {100 * n / total:.0f} %" for k, n in counts.most_common(top)) or "–"
 
 
 def verdict(a: Rate, b: Rate) -> tuple[str, tuple[float, float]]:

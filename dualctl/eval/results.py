@@ -16,6 +16,7 @@ Columns (``RESULT_FIELDS``):
                                   wall s spent computing one control tick
     overruns                      ticks whose compute exceeded the tick period
     safety_events                 actions the safety filter changed or stopped
+    safety_kinds                  those interventions by kind, "kind:count;..." (most first)
     wall_s                        wall s the episode took to simulate
 """
 
@@ -66,6 +67,7 @@ class EpisodeResult:
     tick_compute_max_s: float = float("nan")
     overruns: int = 0
     safety_events: int = 0
+    safety_kinds: str = ""
     wall_s: float = 0.0
 
     @property
