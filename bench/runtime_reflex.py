@@ -30,7 +30,7 @@ from rich.table import Table
 from dualctl.config import load_config
 from dualctl.data.episode import atomic_write_text
 from dualctl.planner.base import Planner
-from dualctl.runtime.clock import RealClock
+from dualctl.runtime.factories import make_clock
 from dualctl.runtime.planner_process import InProcessPlanClient
 from dualctl.runtime.safety import grip_force
 from dualctl.runtime.scheduler import Controller
@@ -76,7 +76,7 @@ class StillPlanner(Planner):
         return Plan(np.stack([image] * 8), times, observation.timestamp, times[-1], instruction)
 
 
-async def one_episode(config, seed: int, clock: RealClock, threshold: float) -> dict:
+async def one_episode(config, seed: int, clock, threshold: float) -> dict:
     from dualctl.sim.body import SimBody
     from dualctl.sim.experts import Expert
 
@@ -120,7 +120,7 @@ async def one_episode(config, seed: int, clock: RealClock, threshold: float) -> 
 
 async def main_async(episodes: int, threshold: float) -> dict:
     config = load_config(["runtime.clock=real", "runtime.status_line=false"])
-    clock = RealClock()
+    clock = make_clock(config.runtime)
     await clock.prepare()
     rows = [await one_episode(config, seed, clock, threshold) for seed in range(episodes)]
     hits = [r for r in rows if r["contact"]]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import math
+import os
 import selectors
 import time
 from collections.abc import Coroutine
@@ -54,15 +56,26 @@ class RealClock(Clock):
     Args:
         spin_s: the last ``spin_s`` (s) of every wait are spent spinning; ``None`` measures
             asyncio's timer overshoot at the first wait and uses its p99 (see :meth:`calibrate`).
+        realtime_priority: 1-99 asks the kernel for SCHED_FIFO at this priority for the thread
+            that runs the loop (needs root or CAP_SYS_NICE; without it a warning, and normal
+            scheduling); 0 keeps normal scheduling. On a machine whose cores are shared (the
+            planner process, other jobs), this is what stops the kernel from preempting a
+            tick for milliseconds; the loop sleeps most of each period, so it cannot starve
+            the others (and the kernel's RT throttling caps it at 95 % of a core anyway).
     """
 
-    def __init__(self, spin_s: float | None = None):
+    def __init__(self, spin_s: float | None = None, realtime_priority: int = 0):
         self.spin_s = spin_s
+        self.realtime_priority = realtime_priority
+        self._priority_applied = False
 
     def now(self) -> float:
         return time.monotonic()
 
     async def prepare(self) -> None:
+        if self.realtime_priority > 0 and not self._priority_applied:
+            self._priority_applied = True
+            self._enter_realtime()
         if self.spin_s is None:
             calibration = await self.calibrate()
             self.spin_s = calibration["spin_s"]
@@ -70,13 +83,24 @@ class RealClock(Clock):
                      calibration["overshoot_p50_s"] * 1e3, calibration["overshoot_p99_s"] * 1e3,
                      self.spin_s * 1e3)  # fmt: skip
 
+    def _enter_realtime(self) -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.realtime_priority))
+            log.info("control loop runs SCHED_FIFO at priority %d", self.realtime_priority)
+        except (AttributeError, OSError) as error:
+            log.warning("no real-time priority for the control loop (%s): deadlines may slip "
+                        "when the cores are busy; run with CAP_SYS_NICE or set "
+                        "runtime.realtime_priority=0", error)  # fmt: skip
+
     async def sleep_until(self, deadline: float) -> None:
         if self.spin_s is None:
             await self.prepare()
-        remaining = deadline - time.monotonic()
-        # Always yield once, so other tasks (plan replies, health) run even when the whole
-        # period is spin; then spin without yielding: those tasks are short.
-        await asyncio.sleep(max(0.0, remaining - self.spin_s))
+        # Sleep whole milliseconds only: the selector rounds a timeout up to the next ms, so
+        # a 0.3 ms sleep would wake ~1 ms later, past the deadline. Always yield once, so other
+        # tasks (plan replies, health) run even when the whole period is spin; then spin
+        # without yielding: those tasks are short.
+        sleep_ms = math.floor((deadline - time.monotonic() - self.spin_s) * 1e3)
+        await asyncio.sleep(max(0, sleep_ms) * 1e-3)
         while time.monotonic() < deadline:
             pass
 

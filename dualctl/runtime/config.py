@@ -76,6 +76,9 @@ class RuntimeConfig:
         spin_s: real clock: the last part of every wait (s) is a busy spin, because asyncio's
             timer wakes up to ~1 ms late (epoll has millisecond resolution). Negative means
             "calibrate at start" (measure the timer's overshoot and use its p99).
+        realtime_priority: real clock: SCHED_FIFO priority (1-99) for the control loop, so the
+            kernel never preempts a tick for the planner process or other jobs; 0 = normal
+            scheduling. Needs root or CAP_SYS_NICE (else a warning and normal scheduling).
         replan_period_s: a new plan is requested this often (s) ...
         replan_margin_s: ... or sooner, when the current plan ends within this time (s) of
             ``now + lookahead`` and no request is in flight.
@@ -104,6 +107,7 @@ class RuntimeConfig:
 
     clock: str = "virtual"
     spin_s: float = -1.0
+    realtime_priority: int = 10
     replan_period_s: float = 0.5
     replan_margin_s: float = 0.5
     max_plans_in_flight: int = 3
@@ -122,6 +126,7 @@ class RuntimeConfig:
     def __post_init__(self):
         check_choice("runtime.clock", self.clock, ("real", "virtual"))
         check_range("runtime.spin_s", self.spin_s, -1.0, 0.01)
+        check_range("runtime.realtime_priority", self.realtime_priority, 0, 99)
         check_range("runtime.replan_period_s", self.replan_period_s, 0.01, 60.0)
         check_range("runtime.replan_margin_s", self.replan_margin_s, 0.0, 60.0)
         check_range("runtime.max_plans_in_flight", self.max_plans_in_flight, 1, 16)

@@ -17,7 +17,8 @@ def make_clock(runtime: RuntimeConfig) -> Clock:
     """The clock ``runtime.clock`` names (a real clock calibrates its spin unless set)."""
     if runtime.clock == "virtual":
         return VirtualClock()
-    return RealClock(None if runtime.spin_s < 0 else runtime.spin_s)
+    spin_s = None if runtime.spin_s < 0 else runtime.spin_s
+    return RealClock(spin_s, runtime.realtime_priority)
 
 
 def planner_client(config: Config, clock: Clock) -> ProcessPlanClient:

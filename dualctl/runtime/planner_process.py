@@ -149,6 +149,7 @@ def load_factory(factory: str):
 
 def _child_main(conn, spec_json: str, request_names: list, reply_names: list) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    _yield_to_the_control_loop()
     spec = json.loads(spec_json)
     threads = str(spec["threads"])
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = threads
@@ -162,6 +163,18 @@ def _child_main(conn, spec_json: str, request_names: list, reply_names: list) ->
     finally:
         for block in requests + replies:
             block.close()
+
+
+def _yield_to_the_control_loop() -> None:
+    """Run below the control process: normal (not real-time) scheduling, inherited from a
+    real-time parent otherwise, and a lower priority, so that when the cores are contended the
+    kernel preempts the planner, not the control loop."""
+    if hasattr(os, "sched_setscheduler"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except OSError as error:
+            log.debug("could not reset the planner's scheduling policy: %s", error)
+    os.nice(10)
 
 
 def _limit_torch_threads(threads: int) -> None:
