@@ -126,7 +126,7 @@ def plan_latency_s(spec: ArmSpec, config: Config) -> float:
     return config.runtime.plan_latency_s + spec.extra_latency_s
 
 
-def reference_planner(spec: ArmSpec, models: Models, job: Job, start_time: float) -> Planner:
+def reference_planner(spec: ArmSpec, models: Models, job: Job) -> Planner:
     p = models.config.planner
     if spec.driver == HIERARCHY and spec.reference == GOAL:
         return GoalPlanner(
@@ -134,7 +134,6 @@ def reference_planner(spec: ArmSpec, models: Models, job: Job, start_time: float
             p.horizon,
             p.horizon_s,
             p.camera,
-            start_time,
         )
     if spec.driver == HIERARCHY and spec.reference == ORACLE:
         return OraclePlanner(
@@ -142,7 +141,6 @@ def reference_planner(spec: ArmSpec, models: Models, job: Job, start_time: float
             p.horizon,
             p.horizon_s,
             p.camera,
-            start_time,
         )
     return models.planner()
 
@@ -153,7 +151,7 @@ def build(spec: ArmSpec, models: Models, job: Job, clock: VirtualClock) -> Built
     if spec.driver == SINGLE_RATE:
         built.policy = models.baseline()
         return built
-    planner = reference_planner(spec, models, job, clock.now())
+    planner = reference_planner(spec, models, job)
     built.plans = InProcessPlanClient(planner, clock, plan_latency_s(spec, models.config))
     if spec.driver == OPEN_LOOP_PLAN:
         built.inverse = models.inverse()

@@ -3,8 +3,9 @@ scripted expert's recorded rollout of the same episode (same task, split and see
 
 - :class:`GoalPlanner`: every "plan" is the expert's final frame repeated (the goal image a
   goal-conditioned tracker follows when there is no planner, as in V-JEPA 2-AC).
-- :class:`OraclePlanner`: the expert's recorded future from the observation's time on, at the
-  planner's frame times (an upper bound on what a better video model could give the tracker).
+- :class:`OraclePlanner`: the expert's recorded future from the point of its rollout that
+  matches the robot's state, at the planner's frame times (an upper bound on what a better
+  video model could give the tracker).
 
 Both implement :class:`~dualctl.planner.base.Planner`, so the runtime runs them exactly as it
 runs the diffusion planner (same plan client, latency, buffer and stitching).
@@ -27,8 +28,6 @@ class _ExpertPlanner(Planner):
         horizon: frames per plan.
         horizon_s: time the plan spans, s.
         camera: the camera whose frames are planned.
-        start_time: clock time (s) at which the controlled episode started, so observation times
-            map onto the expert's episode time.
     """
 
     def __init__(
@@ -37,12 +36,10 @@ class _ExpertPlanner(Planner):
         horizon: int,
         horizon_s: float,
         camera: str = "scene",
-        start_time: float = 0.0,
     ):
         self.frames = expert.images[camera]
         self.times = np.asarray(expert.timestamp, np.float64)
         self.horizon, self.horizon_s, self.camera = horizon, horizon_s, camera
-        self.start_time = start_time
 
     def _frame_times(self, observation: Observation) -> np.ndarray:
         step = self.horizon_s / self.horizon
@@ -68,10 +65,39 @@ class GoalPlanner(_ExpertPlanner):
         return self._plan(observation, goal, instruction)
 
 
+#: Weights of (x, y, z, yaw, width) in the match between the robot's proprio and the expert's:
+#: metres count as they are, a radian of yaw like 5 cm.
+_MATCH_WEIGHTS = np.array([1.0, 1.0, 1.0, 0.05, 1.0])
+
+
 class OraclePlanner(_ExpertPlanner):
-    """The expert's frames at the plan's frame times (held at the last frame after its end)."""
+    """The expert's recorded future from where the robot is now: the expert step whose
+    end-effector pose and finger opening best match the observation's (never earlier than the
+    last match), then the expert's frames at the plan's frame offsets after it, held at its
+    last frame. Aligning by state rather than by clock keeps the oracle meaningful when the
+    robot is slower than the expert, as a planner conditioned on the current frame would be."""
+
+    def __init__(
+        self,
+        expert: Episode,
+        horizon: int,
+        horizon_s: float,
+        camera: str = "scene",
+    ):
+        super().__init__(expert, horizon, horizon_s, camera)
+        self.poses = np.asarray(expert.proprio[:, :5], np.float64)
+        self.step_s = float(np.median(np.diff(self.times))) if len(self.times) > 1 else 1.0
+        self._last = 0
+
+    def progress(self, observation: Observation) -> int:
+        """Index of the expert step that best matches the observation (monotone)."""
+        gaps = (self.poses[self._last :] - observation.proprio[:5]) * _MATCH_WEIGHTS
+        self._last += int(np.argmin(np.linalg.norm(gaps, axis=1)))
+        return self._last
 
     def plan(self, observation: Observation, instruction: str) -> Plan:
-        episode_times = self._frame_times(observation) - self.start_time
-        index = np.clip(np.searchsorted(self.times, episode_times - 1e-9), 0, len(self.times) - 1)
-        return self._plan(observation, self.frames[index], instruction)
+        offsets = self._frame_times(observation) - observation.timestamp
+        index = self.progress(observation) + np.round(offsets / self.step_s).astype(int)
+        return self._plan(
+            observation, self.frames[np.minimum(index, len(self.frames) - 1)], instruction
+        )

@@ -132,17 +132,24 @@ def test_tracker_only_arms_follow_the_goal_with_head_or_mpc(models, monkeypatch)
     assert (plan.frames[:, 0, 0, 0] == 29).all()  # every frame is the expert's last one
 
 
-def test_oracle_plan_is_the_experts_future_on_the_planners_timeline(models, monkeypatch):
-    monkeypatch.setattr(models, "expert", lambda task, split, seed: _expert())
+def test_oracle_plan_is_the_experts_future_from_the_robots_state(models, monkeypatch):
+    expert = _expert()
+    expert.proprio[:, 2] = 0.3 - 0.01 * np.arange(30)  # the expert descends 1 cm per step
+    monkeypatch.setattr(models, "expert", lambda task, split, seed: expert)
     built = build(
         arm_spec("oracle-plan"), models, Job("Lift", "oracle-plan", "train", 3), VirtualClock()
     )
     assert isinstance(built.plans.planner, OraclePlanner) and built.tracker is not None
-    plan = built.plans.planner.plan(_observation(0.5), "lift")
-    step = models.config.planner.horizon_s / models.config.planner.horizon
-    expected = np.minimum(np.round((0.5 + step * np.arange(1, plan.horizon + 1)) * 20), 29)
-    assert np.array_equal(plan.frames[:, 0, 0, 0], expected)
     assert built.plans.latency_s == models.config.runtime.plan_latency_s
+    observation = _observation(5.0)  # late on the clock, but where the expert was at step 10
+    observation.proprio[:5] = expert.proprio[10, :5]
+    plan = built.plans.planner.plan(observation, "lift")
+    step = models.config.planner.horizon_s / models.config.planner.horizon  # s between frames
+    expected = np.minimum(10 + np.round(step * np.arange(1, plan.horizon + 1) * 20), 29)
+    assert np.array_equal(plan.frames[:, 0, 0, 0], expected)
+    assert np.allclose(plan.times, 5.0 + step * np.arange(1, plan.horizon + 1))
+    observation.proprio[:5] = expert.proprio[4, :5]  # a state matched earlier: never go back
+    assert built.plans.planner.progress(observation) == 10
 
 
 @pytest.mark.parametrize("delay_ms", [0, 250, 2000])
