@@ -265,6 +265,11 @@ def make_episode_fn(setup: dict) -> Callable[[Job], EpisodeResult]:
     # Offscreen rendering; must be set before mujoco is first imported in this process.
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    # Load the model stacks before any MuJoCo EGL context exists: importing triton (through
+    # timm/torchvision) after one was created segfaults in a spawned worker.
+    import dualctl.planner.diffusion_planner  # noqa: F401
+    import dualctl.tracker.jepa  # noqa: F401
+
     # Each episode's first safety intervention of a kind is a warning in a demo; here they are
     # counted per episode in the CSV, and hundreds of episodes would bury the progress bar.
     logging.getLogger("dualctl.runtime.telemetry").setLevel(logging.ERROR)
