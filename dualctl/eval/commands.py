@@ -7,11 +7,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import json
 import logging
 import os
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from dualctl.cli import CommandRegistry, add_overrides
 from dualctl.config import Config, load_config, to_yaml
@@ -65,10 +67,23 @@ def register(registry: CommandRegistry) -> None:
     )
 
 
-def _outcome_config(config: Config) -> str:
-    """The resolved config without the keys that only select episodes, and the digest of every
-    checkpoint's weights (a retrained model makes a new run, not a continuation)."""
+def _flatten(value, prefix: str = "") -> dict:
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def _outcome(config: Config) -> dict:
+    """Every setting that can change an episode's outcome (the resolved config without the keys
+    that only select episodes), and the digest of every checkpoint's weights (a retrained model
+    makes a new run, not a continuation)."""
     ablate = dataclasses.replace(config.ablate, **_EPISODE_SELECTION)
+    settings = OmegaConf.to_container(
+        OmegaConf.structured(dataclasses.replace(config, ablate=ablate))
+    )
     a = config.ablate
     folders = (
         a.tracker_checkpoint,
@@ -76,12 +91,10 @@ def _outcome_config(config: Config) -> str:
         a.baseline.checkpoint,
         a.inverse_dynamics,
     )
-    digests = [
-        f"# {path}: {_digest(path)}"
-        for folder in folders
-        for path in sorted(Path(folder).glob("*.safetensors"))
-    ]
-    return to_yaml(dataclasses.replace(config, ablate=ablate)) + "\n".join(digests) + "\n"
+    weights = {
+        str(p): _digest(p) for folder in folders for p in sorted(Path(folder).glob("*.safetensors"))
+    }
+    return {**_flatten(settings), **{f"weights:{k}": v for k, v in weights.items()}}
 
 
 def _digest(path: Path) -> str:
@@ -89,16 +102,24 @@ def _digest(path: Path) -> str:
 
 
 def _check_same_run(out: Path, config: Config) -> None:
-    """Refuse to mix episodes run under different settings into one results file."""
-    saved = out / "outcome_config.yaml"
-    current = _outcome_config(config)
-    if saved.is_file() and saved.read_text() != current:
-        raise ConfigError(
-            "ablate.out", str(out),
-            "a fresh folder: it holds results run under other settings (see "
-            f"{saved}); choose another ablate.out or move the old one away",
-        )  # fmt: skip
-    atomic_write_text(saved, current)
+    """Refuse to mix episodes run under different settings into one results file. Settings
+    added to the schema since the first run (other parts grow) only warn: their defaults are
+    what the first run used."""
+    saved = out / "outcome.json"
+    current = _outcome(config)
+    if saved.is_file():
+        before = json.loads(saved.read_text())
+        changed = sorted(k for k in before.keys() & current.keys() if before[k] != current[k])
+        changed += sorted(k for k in before.keys() ^ current.keys() if k.startswith("weights:"))
+        if changed:
+            raise ConfigError(
+                "ablate.out", str(out),
+                f"a fresh folder: its results were run with other {', '.join(changed[:4])} "
+                f"(see {saved}); choose another ablate.out or move the old one away",
+            )  # fmt: skip
+        for key in sorted(current.keys() ^ before.keys()):
+            log.warning("setting %s is new or gone since this folder's first run", key)
+    atomic_write_text(saved, json.dumps(current, indent=1, sort_keys=True))
     atomic_write_text(out / "config.yaml", to_yaml(config))
 
 
