@@ -128,17 +128,19 @@ def run_ablate(args: argparse.Namespace) -> int:
     ablate = config.ablate
     out = Path(ablate.out)
     arms = ablate.all_arms()
-    if not args.report_only:
+    jobs = make_jobs(
+        ablate.tasks,
+        arms,
+        ablate.splits,
+        ablate.episodes_per_cell,
+        ablate.seed,
+        ablate.videos_per_arm,
+    )
+    if args.report_only:
+        results = read_results(out / "episodes.csv")
+    else:
         out.mkdir(parents=True, exist_ok=True)
         _check_same_run(out, config)
-        jobs = make_jobs(
-            ablate.tasks,
-            arms,
-            ablate.splits,
-            ablate.episodes_per_cell,
-            ablate.seed,
-            ablate.videos_per_arm,
-        )
         store = ResultsStore(out / "episodes.csv")
         setup = {
             "config": str((out / "config.yaml").resolve()),
@@ -147,11 +149,21 @@ def run_ablate(args: argparse.Namespace) -> int:
         try:
             run_jobs(jobs, store, EPISODE_FACTORY, setup, ablate.workers)
         finally:
-            write_report(store.results(), out, arms, ablate.tasks, ablate.splits)
-    else:
-        write_report(read_results(out / "episodes.csv"), out, arms, ablate.tasks, ablate.splits)
-    log.info("report: %s", out / "report.md")
+            results = store.results()
+            _report(results, jobs, out, config)
+        return 0
+    _report(results, jobs, out, config)
     return 0
+
+
+def _report(results, jobs, out: Path, config: Config) -> None:
+    """The report of exactly the configured cells: results of other arms, tasks or seeds in the
+    same folder (an earlier, larger run) are left out."""
+    wanted = {job.key for job in jobs}
+    chosen = [r for r in results if r.key in wanted]
+    a = config.ablate
+    if write_report(chosen, out, a.all_arms(), a.tasks, a.splits) is not None:
+        log.info("report of %d of %d episodes: %s", len(chosen), len(jobs), out / "report.md")
 
 
 def _load_store(config: Config, baseline: BaselineConfig):
