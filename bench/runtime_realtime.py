@@ -76,6 +76,7 @@ async def one_run(config, tracker, plans, clock, rate_hz: float, seconds: float)
 
 
 async def main_async(rates: list[float], seconds: float, overrides: list[str]) -> dict:
+    load_at_start = os.getloadavg()  # the machine is shared: say how busy it was
     config = load_config(["runtime.clock=real", "runtime.status_line=false", *overrides])
     clock = make_clock(config.runtime)
     await clock.prepare()  # real-time priority (runtime.realtime_priority), spin calibration
@@ -105,7 +106,8 @@ async def main_async(rates: list[float], seconds: float, overrides: list[str]) -
     return {
         "seconds_per_rate": seconds,
         "timer_calibration": calibration,
-        "load_average_at_start": os.getloadavg(),
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": os.getloadavg(),
         "cpu_count": os.cpu_count(),
         "rows": rows,
         "best_rate_hz": max(good, default=None),

@@ -119,6 +119,7 @@ async def one_episode(config, seed: int, clock, threshold: float) -> dict:
 
 
 async def main_async(episodes: int, threshold: float) -> dict:
+    load_at_start = os.getloadavg()  # the machine is shared: say how busy it was
     config = load_config(["runtime.clock=real", "runtime.status_line=false"])
     clock = make_clock(config.runtime)
     await clock.prepare()
@@ -134,7 +135,8 @@ async def main_async(episodes: int, threshold: float) -> dict:
         "command_changed_in_same_tick": sum(r["changed"] for r in hits),
         "upper_ms": {"p50": float(np.median(upper)), "max": float(upper.max())} if hits else {},
         "lower_ms": {"p50": float(np.median(lower)), "max": float(lower.max())} if hits else {},
-        "load_average_at_start": os.getloadavg(),
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": os.getloadavg(),
         "rows": rows,
     }
 
