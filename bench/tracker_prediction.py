@@ -37,11 +37,12 @@ def main() -> None:
     store = EpisodeStore.load(Path(args.data), camera=config.camera)
     report = prediction_errors(net, store, args.horizon, max_windows=args.windows)
     table = Table(title=f"latent prediction error (mean L1 per dim), {report.windows} windows")
-    for column in ("steps ahead", "predictor", "copy last", "predictor / copy"):
+    for column in ("steps ahead", "predictor", "copy last", "predictor / copy",
+                   "predictor from online latent"):  # fmt: skip
         table.add_column(column, justify="right")
     for k in report.predictor:
-        p, c = report.predictor[k], report.copy_last[k]
-        table.add_row(str(k), f"{p:.4f}", f"{c:.4f}", f"{p / c:.2f}")
+        p, c, o = report.predictor[k], report.copy_last[k], report.from_online[k]
+        table.add_row(str(k), f"{p:.4f}", f"{c:.4f}", f"{p / c:.2f}", f"{o:.4f}")
     console = Console()
     console.print(table)
     std = report.latent_std
@@ -51,6 +52,7 @@ def main() -> None:
         "checkpoint": args.checkpoint, "data": args.data, "windows": report.windows,
         "episodes": len(store),
         "predictor_l1": report.predictor, "copy_last_l1": report.copy_last,
+        "predictor_from_online_l1": report.from_online,
         "latent_std": {"min": float(std.min()), "median": float(np.median(std)),
                        "max": float(std.max()), "per_dim": std.round(4).tolist()},
     }  # fmt: skip

@@ -52,6 +52,8 @@ class TrackerTrainConfig:
         resume: "" (fresh), "true" (the run's last checkpoint) or a Lightning .ckpt path.
         export: folder to write model.safetensors + config.yaml to ("" = <out>/tracker/export).
         val_every: validate every this many steps.
+        reference_min_s, reference_max_s: hindsight references for the head are drawn from
+            this range of time ahead (s); reference_max_s = 0 uses exactly lookahead_s.
         max_episodes: use at most this many episodes (0 = all), for quick runs.
     """
 
@@ -72,6 +74,8 @@ class TrackerTrainConfig:
     resume: str = ""
     export: str = ""
     val_every: int = 250
+    reference_min_s: float = 0.0
+    reference_max_s: float = 0.0
     max_episodes: int = 0
 
     def __post_init__(self):
@@ -89,6 +93,8 @@ class TrackerTrainConfig:
         check_range("tracker.train.val_episodes", self.val_episodes, 0)
         check_range("tracker.train.max_episodes", self.max_episodes, 0)
         check_range("tracker.train.val_every", self.val_every, 1)
+        check_range("tracker.train.reference_min_s", self.reference_min_s, 0.0, 10.0)
+        check_range("tracker.train.reference_max_s", self.reference_max_s, 0.0, 10.0)
 
 
 @dataclass

@@ -2,7 +2,9 @@
 copy-last-latent baseline, and the per-dimension latent spread (collapse shows as std ~ 0).
 
 Errors are mean L1 per latent dimension in the EMA target encoder's space (where the predictor
-was trained to land); the baseline copies the target latent of frame ``t`` forward.
+was trained to land). Both the predictor and the copy baseline start from the target latent of
+frame ``t`` (like for like); ``from_online`` is the predictor started from the online encoder's
+latent instead, as the tracker runs it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class PredictionReport:
 
     predictor: dict[int, float]
     copy_last: dict[int, float]
+    from_online: dict[int, float]
     latent_std: np.ndarray
     windows: int
 
@@ -44,7 +47,8 @@ def prediction_errors(
     dataset = WindowDataset(store, offsets, require_future=horizon)
     rng = np.random.default_rng(seed)
     chosen = rng.permutation(len(dataset))[:max_windows]
-    pred_sum, copy_sum, latents = np.zeros(horizon), np.zeros(horizon), []
+    pred_sum, copy_sum, online_sum = (np.zeros(horizon) for _ in range(3))
+    latents = []
     for start in range(0, len(chosen), batch_size):
         batch = {k: torch.from_numpy(v) for k, v in
                  dataset.__getitems__(chosen[start : start + batch_size]).items()}  # fmt: skip
@@ -55,9 +59,12 @@ def prediction_errors(
         zeros = torch.zeros(b, 1)
         context = net.context(batch["proprio"][:, 0], batch["wrench"], batch["tactile"],
                               zeros, zeros)  # fmt: skip
-        rolled = net.rollout(online[:, 0], net.normalise("action", batch["action"]), context)
+        actions = net.normalise("action", batch["action"])
         truth = target[:, 1:]
+        rolled = net.rollout(target[:, 0], actions, context)
         pred_sum += (rolled - truth).abs().mean(-1).sum(0).numpy()
+        rolled = net.rollout(online[:, 0], actions, context)
+        online_sum += (rolled - truth).abs().mean(-1).sum(0).numpy()
         copy_sum += (target[:, :1] - truth).abs().mean(-1).sum(0).numpy()
         latents.append(online[:, 0].numpy())
     n = len(chosen)
@@ -65,6 +72,7 @@ def prediction_errors(
     return PredictionReport(
         predictor={k: float(pred_sum[k - 1] / n) for k in steps},
         copy_last={k: float(copy_sum[k - 1] / n) for k in steps},
+        from_online={k: float(online_sum[k - 1] / n) for k in steps},
         latent_std=np.concatenate(latents).std(0),
         windows=n,
     )

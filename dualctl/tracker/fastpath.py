@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from dualctl.tracker.model import TrackerNet
+from dualctl.tracker.model import INPUT_CLIP, PROPRIO_INPUTS, TrackerNet
 
 
 class NumpyMLP:
@@ -53,13 +53,16 @@ class FastPath:
         w_mean, w_std = self.stats["wrench"]
         t_mean, t_std = self.stats["tactile"]
         p_mean, p_std = self.stats["proprio"]
-        w = ((wrench_history - w_mean) / w_std).ravel() * (0.0 if force_missing else 1.0)
-        taxels = (tactile - t_mean) / t_std
+        clip = INPUT_CLIP
+        w = np.clip((wrench_history - w_mean) / w_std, -clip, clip).ravel()
+        w *= 0.0 if force_missing else 1.0
+        taxels = np.clip((tactile - t_mean) / t_std, -clip, clip)
         t = np.concatenate([taxels[-1].ravel(), taxels[:-1].sum((2, 3)).ravel()])
         t *= 0.0 if tactile_missing else 1.0
         force = np.maximum(self.force(np.append(w, np.float32(force_missing))), 0.0)
         touch = np.maximum(self.tactile(np.append(t, np.float32(tactile_missing))), 0.0)
-        return np.concatenate([force, touch, (proprio - p_mean) / p_std]).astype(np.float32)
+        pose = np.clip((proprio - p_mean) / p_std, -clip, clip)[:PROPRIO_INPUTS]
+        return np.concatenate([force, touch, pose]).astype(np.float32)
 
     def action(self, latent: np.ndarray, reference: np.ndarray, context: np.ndarray):
         """The head's action, denormalised to SI units (ACTION_FIELDS order)."""

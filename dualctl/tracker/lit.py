@@ -26,12 +26,24 @@ def window_offsets(config: TrackerConfig) -> dict[str, list[int]]:
     """Step offsets each training window gathers (see the module doc)."""
     horizon = config.horizon
     return {
-        "frames": [*range(horizon + 1), config.lookahead_frames],
+        "frames": [*range(horizon + 1), *reference_offsets(config)],
         "action": list(range(horizon)),
         "proprio": [0],
         "tactile": list(range(-config.tactile_history + 1, 1)),
         "wrench": list(range(-config.force_history + 1, 1)),
     }
+
+
+def reference_offsets(config: TrackerConfig) -> list[int]:
+    """Frame offsets a hindsight reference is drawn from: the lookahead itself, or a range
+    around it (``tracker.train.reference_min_s/max_s``). A range teaches the head to act on
+    where it is, not on when the reference says something happens: at run time a lagging
+    robot sees references further ahead than the lookahead."""
+    c = config.train
+    if c.reference_max_s <= 0.0:
+        return [config.lookahead_frames]
+    low = max(1, round(c.reference_min_s * config.frame_hz))
+    return list(range(low, max(low, round(c.reference_max_s * config.frame_hz)) + 1))
 
 
 def vicreg_terms(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,7 +95,9 @@ class TrackerLightning(pl.LightningModule):
         images = images.view(b, f, *images.shape[1:])
         # The online encoder (with gradient) sees the frame at t and the hindsight reference;
         # the EMA target encodes t .. t+H without gradient: teacher-forcing inputs and targets.
-        online = net.encode(images[:, [0, h + 1]].flatten(0, 1)).view(b, 2, -1)
+        choice = h + 1 + torch.randint(0, f - h - 1, (b,)) if train else torch.full((b,), f - 1)
+        pair = torch.stack([images[:, 0], images[torch.arange(b), choice]], 1)
+        online = net.encode(pair.flatten(0, 1)).view(b, 2, -1)
         with torch.no_grad():
             target = net.encode(images[:, : h + 1].flatten(0, 1), target=True).view(b, h + 1, -1)
         force_missing, tactile_missing = self._missing_flags(b, train)

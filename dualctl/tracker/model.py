@@ -28,6 +28,17 @@ NORMALISED = {
     "tactile": TACTILE_SHAPE,
     "action": (ACTION_DIM,),
 }
+#: Smallest std (SI units) each key is normalised by. Demos recorded at the camera rate can
+#: leave a channel nearly constant (wrist torque about z), while the control rate sees real
+#: transients on it; a floor at the sensor's physical scale keeps those from reading as
+#: hundreds of standard deviations.
+STD_FLOORS = {"proprio": 1e-3, "wrench": 0.2, "tactile": 0.1, "action": 1e-3}
+#: Normalised sensor inputs are clipped to +-this, so one odd reading cannot swamp the rest.
+INPUT_CLIP = 5.0
+#: Proprio fields the networks see: pose and opening. Velocities are left out on purpose: the
+#: commanded velocity is almost the measured one a moment later, so a cloned policy would learn
+#: to copy it (and feed back its own errors) instead of reading the reference.
+PROPRIO_INPUTS = 5
 
 
 def images_to_float(frames: torch.Tensor, size: int) -> torch.Tensor:
@@ -50,7 +61,7 @@ class TrackerNet(nn.Module):
         self.sensors = SensorEncoder(
             config.force_history, config.tactile_history, config.sensor_dim
         )
-        self.context_dim = 2 * config.sensor_dim + PROPRIO_DIM
+        self.context_dim = 2 * config.sensor_dim + PROPRIO_INPUTS
         self.predictor = mlp([d + ACTION_DIM + self.context_dim, h, h, d])
         self.head = mlp([3 * d + self.context_dim, h, h, ACTION_DIM])
         for key, shape in NORMALISED.items():
@@ -89,13 +100,15 @@ class TrackerNet(nn.Module):
     ) -> torch.Tensor:
         """Raw (SI) proprio (B, 10), wrench history (B, K, 6), tactile history
         (B, T, 2, 4, 4, 3) and (B, 1) missing flags -> (B, context_dim) features."""
+        clip = INPUT_CLIP
         sensed = self.sensors(
-            self.normalise("wrench", wrench_history),
-            self.normalise("tactile", tactile),
+            self.normalise("wrench", wrench_history).clamp(-clip, clip),
+            self.normalise("tactile", tactile).clamp(-clip, clip),
             force_missing,
             tactile_missing,
         )
-        return torch.cat([sensed, self.normalise("proprio", proprio)], 1)
+        pose = self.normalise("proprio", proprio)[:, :PROPRIO_INPUTS].clamp(-clip, clip)
+        return torch.cat([sensed, pose], 1)
 
     def predict(self, latent: torch.Tensor, action: torch.Tensor, context: torch.Tensor):
         """One camera frame ahead: latent (B, D), normalised action (B, 7), context -> (B, D)."""

@@ -30,7 +30,7 @@ from dualctl.errors import ConfigError, DataError
 from dualctl.tracker.checkpoint import save_checkpoint
 from dualctl.tracker.config import TrackerConfig
 from dualctl.tracker.lit import TrackerLightning, window_offsets
-from dualctl.tracker.model import NORMALISED, TrackerNet
+from dualctl.tracker.model import NORMALISED, STD_FLOORS, TrackerNet
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def train_tracker(
     train_ids, val_ids = split_episodes(len(store), tc.val_episodes)
     train_store = store.subset(train_ids)
     net = TrackerNet(config)
-    net.set_stats({k: train_store.stats(k) for k in NORMALISED})
+    net.set_stats({k: train_store.stats(k, floor=STD_FLOORS[k]) for k in NORMALISED})
     offsets = window_offsets(config)
     train_set = WindowDataset(train_store, offsets, require_future=config.horizon)
     log.info("tracker: %d episodes (%d val), %d windows", len(store), len(val_ids),
