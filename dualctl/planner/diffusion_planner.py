@@ -52,7 +52,8 @@ class DiffusionPlanner(Planner):
 
     def noise(self, batch: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(self.config.seed)
-        return torch.randn(self._noise_shape, generator=generator).expand(batch, -1, -1, -1, -1)
+        noise = torch.randn(self._noise_shape, generator=generator) * self.config.noise_scale
+        return noise.expand(batch, -1, -1, -1, -1)
 
     def imagine(self, frames: np.ndarray, proprio: np.ndarray, instructions: list[str]):
         """(B, H, W, 3) uint8 frames, (B, P) proprio, B instructions -> (B, K, H, W, 3) uint8."""
@@ -73,6 +74,7 @@ class DiffusionPlanner(Planner):
             method=cfg.sampler,
             residual=cfg.residual_decode,
             change_threshold=cfg.change_threshold,
+            composite=cfg.composite,
         )
         return futures.numpy()
 

@@ -72,11 +72,12 @@ class PlannerModel(nn.Module):
         method: str = "euler",
         residual: bool = True,
         change_threshold: float = 0.0,
+        composite: str = "add",
     ) -> torch.Tensor:
         """Current frames (B, H, W, 3) uint8, raw proprio (B, P), instruction embeddings (B, D)
         and initial noise (B, K, C, h, w) -> imagined futures (B, K, H, W, 3) uint8.
 
-        With ``residual`` the plan is the real frame plus the decoded change (see
+        With ``residual`` the plan is the real frame with the decoded change painted on (see
         :func:`paint_change`); otherwise the decoded future frames themselves.
         """
         current = self.encode(frames_uint8)
@@ -92,18 +93,32 @@ class PlannerModel(nn.Module):
         pixels = pixels.view(b, k, *pixels.shape[1:])
         if residual:
             change = pixels - self.decode(current)[:, None]
-            pixels = paint_change(to_pixels(frames_uint8), change, change_threshold)
+            pixels = paint_change(
+                to_pixels(frames_uint8),
+                change,
+                change_threshold,
+                pixels if composite == "mask" else None,
+            )
         return to_uint8(pixels)
 
 
-def paint_change(frames: torch.Tensor, change: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Real frames (B, 3, H, W) plus imagined changes (B, K, 3, H, W), all in [0, 1] units.
+def paint_change(
+    frames: torch.Tensor,
+    change: torch.Tensor,
+    threshold: float,
+    decoded: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Real frames (B, 3, H, W) with imagined changes (B, K, 3, H, W) painted on, in [0, 1].
 
     What stays put keeps its true pixels (the autoencoder's blur cancels out). Changes smaller
     than ``threshold`` (per pixel, largest channel) fade out linearly up to twice the threshold:
-    they are sampling noise on a static background, not motion.
+    they are sampling noise on a static background, not motion. Without ``decoded`` the change
+    is added to the real frame; with the decoded future frames (B, K, 3, H, W), pixels that
+    change are replaced by them, so no sharp copy of what moved away stays behind.
     """
+    weight = torch.ones_like(change[:, :, :1])
     if threshold > 0.0:
         size = change.abs().amax(dim=2, keepdim=True)
-        change = change * ((size - threshold) / threshold).clamp(0.0, 1.0)
-    return frames[:, None] + change
+        weight = ((size - threshold) / threshold).clamp(0.0, 1.0)
+    target = frames[:, None] + change if decoded is None else decoded
+    return frames[:, None] + weight * (target - frames[:, None])

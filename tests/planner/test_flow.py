@@ -48,3 +48,13 @@ def test_painted_change_keeps_static_pixels_and_real_motion():
     torch.testing.assert_close(painted[..., :4], frames[:, None, :, :, :4].expand(1, 2, 3, 8, 4))
     torch.testing.assert_close(painted[..., 2, 6], (frames[:, None, :, 2, 6] + 0.5).expand(1, 2, 3))
     torch.testing.assert_close(paint_change(frames, change, 0.0), frames[:, None] + change)
+
+
+def test_masked_composite_replaces_changing_pixels_by_the_decoded_future():
+    frames = torch.zeros(1, 3, 4, 4)
+    decoded = torch.full((1, 1, 3, 4, 4), 0.3)
+    change = torch.zeros(1, 1, 3, 4, 4)
+    change[..., 0, 0] = 0.5
+    painted = paint_change(frames, change, threshold=0.1, decoded=decoded)
+    torch.testing.assert_close(painted[..., 0, 0], torch.full((1, 1, 3), 0.3))
+    assert float(painted[..., 1:, :].abs().max()) == 0.0
