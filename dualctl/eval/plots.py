@@ -56,7 +56,11 @@ def success_by_arm(
                 ys.append(r.value)
                 errs[0].append(r.value - r.low)
                 errs[1].append(r.high - r.value)
-            ax.bar(xs, ys, width, yerr=errs, capsize=2, label=arm, color=colours(i % 10))
+            colour = colours(i % 10)
+            ax.bar(xs, ys, width, yerr=errs, capsize=2, label=arm, color=colour,
+                   error_kw={"ecolor": colour, "alpha": 0.8})  # fmt: skip
+            # A tick at the rate, so a zero success rate still shows which arm it is.
+            ax.plot(xs, ys, linestyle="none", marker="_", markersize=8, color=colour)
         ax.set_xticks(range(len(tasks)), tasks)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("success rate")
