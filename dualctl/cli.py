@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # pymodbus logs every unanswered request with a frame dump; our Modbus link already reports
+    # timeouts with the device's meaning and retries, so its own log is kept for -v.
+    logging.getLogger("pymodbus").setLevel(logging.DEBUG if args.verbose else logging.CRITICAL)
     try:
         return int(args.run(args) or 0)
     except DualctlError as error:

@@ -1,17 +1,17 @@
 """``dualctl deploy hardware=<config> task=<T> [--dry-run] --i-understand-the-limits``.
 
 Shows the safety limits and refuses to start without the explicit acknowledgement; then connects
-the real devices (or, with ``--dry-run``, in-process emulators speaking the same protocols),
-checks their health and runs the gripper through a short scripted open/close sequence.
-
-Not yet wired: handing the connected body to the runtime's ``run_controller`` with the task's
-tracker and planner (see the Hardware section of the README).
+the real devices (or, with ``--dry-run``, in-process emulators speaking the same protocols and a
+camera replaying a scripted-expert episode of the task), checks their health, runs the gripper
+through a short open/close check, and hands the body to the runtime's controller (planner process
++ tracker, real-time clock) for ``--duration`` seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import time
 
@@ -20,12 +20,17 @@ from dualctl.hardware.config import HardwareConfig
 from dualctl.hardware.device_errors import DeviceError
 from dualctl.hardware.emulated import start_emulators
 from dualctl.hardware.hardware_body import HardwareBody
+from dualctl.hardware.video import ReplayCamera
 from rich.console import Console
 from rich.table import Table
 
 from dualctl.cli import CommandRegistry, add_overrides
-from dualctl.config import load_config
+from dualctl.config import Config, load_config
 from dualctl.errors import DualctlError
+from dualctl.runtime.clock import Clock
+from dualctl.runtime.factories import load_runtime_tracker, make_clock, planner_client
+from dualctl.runtime.scheduler import run_controller
+from dualctl.runtime.telemetry import RunSummary, Telemetry
 from dualctl.types import GRIPPER_STROKE_M, Action, GripperCommand
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,11 @@ def register(registry: CommandRegistry) -> None:
     )
     parser.add_argument("--object-width", type=float, default=0.04,
                         help="dry run: width (m) of the emulated object between the fingers")  # fmt: skip
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="how long the controller runs, s")  # fmt: skip
+    parser.add_argument("--instruction", default="",
+                        help="the task instruction for the planner (a dry run takes the replayed "
+                        "episode's)")  # fmt: skip
     add_overrides(parser)
 
 
@@ -86,28 +96,86 @@ def run(args: argparse.Namespace) -> int:
             f"deploy refuses to start without {ACK_FLAG}: read the limits above, clear the "
             f"workspace, then run again with {ACK_FLAG}"
         )
-    rows = asyncio.run(deploy(config.hardware, dry_run, args.object_width))
-    table = Table(title="scripted gripper sequence")
+    if config.runtime.clock != "real":
+        log.info("deploy runs on the real clock (runtime.clock=%s ignored)", config.runtime.clock)
+        config = dataclasses.replace(
+            config, runtime=dataclasses.replace(config.runtime, clock="real")
+        )
+    clock = make_clock(config.runtime)
+    tracker = load_runtime_tracker(config)  # torch before any EGL context (see the runtime)
+    camera, instruction = _dry_run_camera(config) if dry_run else (None, args.instruction)
+    rows, summary = clock.run(
+        deploy(config, clock, tracker, dry_run, args.object_width, args.duration,
+               camera, instruction or args.instruction)
+    )  # fmt: skip
+    table = Table(title="pre-flight gripper check")
     for column in ("step", "asked width m", "sent width m", "sent force N", "width m", "object"):
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    console.print(_summary_table(summary))
     return 0
 
 
-async def deploy(config: HardwareConfig, dry_run: bool, object_width_m: float) -> list[tuple]:
-    emulators = None
+def _dry_run_camera(config: Config) -> tuple[ReplayCamera, str]:
+    """A camera replaying the scripted expert's episode of the task (frames at the camera
+    rate), and that episode's instruction."""
+    from dualctl.sim.experts import run_expert
+
+    episode = run_expert(config.task, config.seed, config.sim.split, config.sim)
+    frames = episode.images[config.tracker.camera]
+    return ReplayCamera(frames, config.sim.camera_hz), episode.meta["instruction"]
+
+
+def _summary_table(summary: RunSummary) -> Table:
+    table = Table(title="controller run")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    s = summary.to_dict()
+    for name in ("duration_s", "loop_rate_hz", "lateness_p50_ms", "lateness_p99_ms",
+                 "deadline_misses", "plans", "plan_latency_p50_s"):  # fmt: skip
+        table.add_row(name, f"{s[name]:.3f}" if isinstance(s[name], float) else str(s[name]))
+    table.add_row("interventions", str(s["interventions"]))
+    return table
+
+
+async def deploy(
+    config: Config,
+    clock: Clock,
+    tracker,
+    dry_run: bool,
+    object_width_m: float,
+    duration_s: float,
+    camera: ReplayCamera | None,
+    instruction: str,
+) -> tuple[list[tuple], RunSummary]:
+    """Connect, check health, run the pre-flight gripper check, then the controller for
+    ``duration_s`` (s). Always closes the body (which stops it) and the emulators."""
+    hardware, emulators = config.hardware, None
     if dry_run:
-        emulators, config = await start_emulators(config, object_width_m)
-    body = HardwareBody.from_config(config)
+        emulators, hardware = await start_emulators(hardware, object_width_m)
+    body = HardwareBody.from_config(hardware, camera)
+    plans = planner_client(config, clock)
     try:
         await body.connect()
         health = await body.health()
         if not health.ok:
             raise DeviceError("hardware unhealthy after connect: " + "; ".join(health.faults))
-        return await scripted_sequence(body, config.limits.max_grip_speed_mps)
+        rows = await scripted_sequence(body, hardware.limits.max_grip_speed_mps)
+        await plans.start()
+        telemetry = Telemetry(config.runtime.telemetry_path or None,
+                              config.runtime.safety.deadline_tolerance_s,
+                              status_line=config.runtime.status_line)  # fmt: skip
+        summary = await run_controller(
+            body, tracker, plans, clock, config.runtime, telemetry,
+            rate_hz=config.tracker.rate_hz, instruction=instruction,
+            camera=config.tracker.camera, max_duration_s=duration_s,
+        )  # fmt: skip
+        telemetry.close()
+        return rows, summary
     finally:
+        await plans.close()
         await body.close()
         if emulators is not None:
             await emulators.stop()

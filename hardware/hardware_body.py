@@ -52,6 +52,12 @@ class Slot:
         self.value, self.stamp, self.error = value, stamp, None
 
 
+def _loop_time(monotonic_s: float) -> float:
+    """A time.monotonic() instant on the event loop's clock (the same clock on Linux)."""
+    loop = asyncio.get_running_loop()
+    return loop.time() + (monotonic_s - time.monotonic())
+
+
 class HardwareBody(Body):
     """Gripper-only by default (``spec.has_arm`` False: end-effector velocity is ignored).
 
@@ -93,15 +99,16 @@ class HardwareBody(Body):
         self._width_vel = 0.0
 
     @classmethod
-    def from_config(cls, config: HardwareConfig) -> HardwareBody:
-        """Build (not connect) the body the ``hardware`` config section describes."""
-        netft = camera = tactile = None
+    def from_config(cls, config: HardwareConfig, camera: VideoDevice | None = None) -> HardwareBody:
+        """Build (not connect) the body the ``hardware`` config section describes; ``camera``,
+        if given, replaces the configured scene camera (a dry run's replayed frames)."""
+        netft = tactile = None
         if config.netft.enabled:
             calibration = NetFTCalibration(
                 config.netft.counts_per_force, config.netft.counts_per_torque
             )
             netft = NetFT(config.netft.host, config.netft.port, calibration)
-        if config.camera.enabled:
+        if camera is None and config.camera.enabled:
             c = config.camera
             camera = VideoDevice(c.device, c.width, c.height, c.fps)
         if config.tactile.enabled:
@@ -111,7 +118,7 @@ class HardwareBody(Body):
             RobotiqGripper.from_config(config.gripper), config.limits,
             poll_hz=config.gripper.poll_hz, netft=netft, netft_stale_s=config.netft.stale_s,
             bias_on_connect=config.netft.bias_on_connect, camera=camera,
-            camera_hz=config.camera.fps, tactile=tactile,
+            camera_hz=camera.fps if camera else config.camera.fps, tactile=tactile,
         )  # fmt: skip
 
     # --- Body ---------------------------------------------------------------------------------
@@ -187,7 +194,9 @@ class HardwareBody(Body):
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        _, stuck = await asyncio.wait(tasks, timeout=1.0) if tasks else ((), ())
+        if stuck:
+            log.error("device tasks ignored cancellation: %s", [t.get_name() for t in stuck])
         if self._link_up:
             with contextlib.suppress(DeviceError):  # best effort; the link may be gone
                 await self.gripper.stop()
@@ -214,8 +223,9 @@ class HardwareBody(Body):
         deadline = time.monotonic()
         while True:
             deadline += self.poll_s
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
+            with contextlib.suppress(TimeoutError):  # not wait_for: see netft.next_sample
+                async with asyncio.timeout_at(_loop_time(deadline)):
+                    await self._wake.wait()
             try:
                 await self._gripper_step(deadline)
             except DeviceError as error:

@@ -156,8 +156,9 @@ class ModbusLink:
         client = self._make_client()
         self._client = client
         try:
-            ok = await asyncio.wait_for(client.connect(), self.timing.connect_timeout_s)
-        except (asyncio.TimeoutError, OSError) as error:
+            async with asyncio.timeout(self.timing.connect_timeout_s):
+                ok = await client.connect()
+        except (TimeoutError, OSError) as error:
             log.debug("%s: connect to %s failed: %s", self.name, self.endpoint, error)
             ok = False
         if not ok:
@@ -230,10 +231,10 @@ class ModbusLink:
             for attempt in range(self.timing.retries + 1):
                 self._crc_seen = False
                 try:
-                    response = await asyncio.wait_for(
-                        call(self._client), self.timing.timeout_s + _HARD_MARGIN_S
-                    )
-                except (asyncio.TimeoutError, ModbusIOException) as error:
+                    # asyncio.timeout: 3.11's wait_for can swallow a cancellation
+                    async with asyncio.timeout(self.timing.timeout_s + _HARD_MARGIN_S):
+                        response = await call(self._client)
+                except (TimeoutError, ModbusIOException) as error:
                     self.stats.timeouts += 1
                     crc_failures += self._crc_seen
                     log.debug("%s: attempt %d failed: %s", self.name, attempt + 1, error)

@@ -111,8 +111,11 @@ class NetFT:
         """Wait for the next record (bounded)."""
         self._arrived.clear()
         try:
-            await asyncio.wait_for(self._arrived.wait(), timeout_s)
-        except asyncio.TimeoutError:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # lands as a record arrives, and the reader task then never stops.
+            async with asyncio.timeout(timeout_s):
+                await self._arrived.wait()
+        except TimeoutError:
             raise LinkTimeout(
                 f"Net F/T at {self.host}:{self.port} sent no record in {timeout_s} s; check that "
                 "it is powered, reachable and streaming (RDT on UDP port 49152)"

@@ -80,7 +80,7 @@ class VideoDevice:
             ok, image = await asyncio.wait_for(
                 asyncio.to_thread(self._capture.read), self.timeout_s
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise LinkTimeout(
                 f"video device {self.device!r} delivered no frame in {self.timeout_s} s"
             ) from None
@@ -92,3 +92,34 @@ class VideoDevice:
         capture, self._capture = self._capture, None
         if capture is not None:
             await asyncio.to_thread(capture.release)
+
+
+class ReplayCamera:
+    """A camera that plays recorded frames back at ``fps``, looping: the scene camera of a dry
+    run, where no real camera is attached. Same interface as :class:`VideoDevice`.
+
+    Args:
+        frames: (T, H, W, 3) uint8 RGB frames, e.g. a recorded episode's ``images["scene"]``.
+        fps: playback rate (Hz).
+    """
+
+    def __init__(self, frames: np.ndarray, fps: float):
+        if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8 or not len(frames):
+            raise DeviceError(f"replay frames: expected (T, H, W, 3) uint8, got {frames.shape}")
+        self.frames, self.fps = frames, fps
+        self.height, self.width = frames.shape[1:3]
+        self._started: float | None = None
+
+    async def open(self) -> None:
+        self._started = time.monotonic()
+
+    async def read(self) -> Frame:
+        """The next frame, delivered on its own schedule (one every 1/fps s)."""
+        if self._started is None:
+            raise DeviceError("replay camera is not open")
+        index = int((time.monotonic() - self._started) * self.fps) + 1
+        await asyncio.sleep(max(0.0, self._started + index / self.fps - time.monotonic()))
+        return Frame(self.frames[index % len(self.frames)], time.monotonic())
+
+    async def close(self) -> None:
+        self._started = None

@@ -282,7 +282,7 @@ class PlannerProcess:
 
     def kill(self) -> None:
         """Stop the child at once (SIGKILL) and drop the pipe."""
-        if self._process is not None:
+        if self._process is not None and self._process.pid is not None:  # started
             self._process.kill()
             self._process.join(timeout=5.0)
             self._process = None

@@ -26,10 +26,16 @@ def test_deploy_refuses_without_the_acknowledgement(capsys):
     assert "max grip force" in shown and "100 N" in shown  # the limits were shown first
 
 
-def test_dry_run_connects_checks_health_and_grips_the_emulated_object(capsys):
-    args = _parse(["deploy", "hardware=emulated", "task=Lift", "hardware.gripper.transport=tcp",
-                   "--i-understand-the-limits", "--object-width", "0.03"])  # fmt: skip
+def test_dry_run_grips_the_emulated_object_then_runs_the_controller(capsys):
+    args = _parse(["deploy", "--i-understand-the-limits", "--object-width", "0.03",
+                   "--duration", "2", "hardware=emulated", "task=Lift",
+                   "hardware.gripper.transport=tcp", "runtime.realtime_priority=0"])  # fmt: skip
     assert args.run(args) == 0
     table = capsys.readouterr().out
     close_row = next(line for line in table.splitlines() if "close" in line)
     assert "0.030" in close_row and "yes" in close_row
+    assert "controller run" in table
+    duration = next(line for line in table.splitlines() if "duration_s" in line)
+    assert float(duration.split()[-2]) == pytest.approx(2.0, abs=0.2)
+    rate = next(line for line in table.splitlines() if "loop_rate_hz" in line)
+    assert float(rate.split()[-2]) > 50.0  # the 200 Hz loop really ticked over the hardware
