@@ -167,7 +167,10 @@ def _run_pool(
                     failures.append(f"{job.key}: {error!r}")
                     continue
                 record(EpisodeResult(**future.result()))
-    finally:
-        # On Ctrl-C: drop queued episodes; finished ones are already on disk.
-        pool.shutdown(wait=True, cancel_futures=True)
+    except BaseException:
+        # Ctrl-C (or a failure here): drop queued episodes and return at once; the episodes in
+        # flight are lost (a rerun redoes them), finished ones are already on disk.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return failures
