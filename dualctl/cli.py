@@ -7,10 +7,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable
 
 from dualctl.errors import DualctlError
+
+# dualctl renders offscreen (no display on robots' PCs, CI or here); MuJoCo reads this at import.
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 #: Modules that register subcommands, each with ``register(registry: CommandRegistry)``.
 COMMAND_MODULES = (

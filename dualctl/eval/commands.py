@@ -9,7 +9,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import torch
@@ -26,10 +25,6 @@ from dualctl.eval.summary import write_report
 
 log = logging.getLogger(__name__)
 
-# Offscreen rendering for the episodes' sim (and the workers spawned from this process); it must
-# be chosen before mujoco is first imported, which the CLI's other command modules do.
-os.environ.setdefault("MUJOCO_GL", "egl")
-os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 #: Keys of ``ablate`` that only choose which episodes run (or how fast), so a run may be
 #: resumed into the same folder with other values. Everything else must match the first run.
