@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dualctl.errors import DualctlError
 
 # dualctl renders offscreen (no display on robots' PCs, CI or here); MuJoCo reads this at import.
-os.environ.setdefault("MUJOCO_GL", "egl")
-os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+for _variable in ("MUJOCO_GL", "PYOPENGL_PLATFORM"):
+    if not os.environ.get(_variable):
+        os.environ[_variable] = "egl"
 
 #: Modules that register subcommands, each with ``register(registry: CommandRegistry)``.
 COMMAND_MODULES = (
