@@ -55,6 +55,9 @@ class TrackerTrainConfig:
         reference_min_s, reference_max_s: hindsight references for the head are drawn from
             this range of time ahead (s); reference_max_s = 0 uses exactly lookahead_s.
         max_episodes: use at most this many episodes (0 = all), for quick runs.
+        init: "" (fresh weights) or a tracker checkpoint folder to fine-tune from (its weights
+            and normalisation statistics; its architecture keys must match), e.g. a DAgger
+            round on top of the behaviour-cloned checkpoint.
     """
 
     batch_size: int = 32
@@ -77,6 +80,7 @@ class TrackerTrainConfig:
     reference_min_s: float = 0.0
     reference_max_s: float = 0.0
     max_episodes: int = 0
+    init: str = ""
 
     def __post_init__(self):
         check_range("tracker.train.batch_size", self.batch_size, 1)

@@ -27,7 +27,7 @@ from dualctl.config import TrainerConfig, load_config
 from dualctl.data.dataset import EpisodeStore, WindowDataset, collate_arrays
 from dualctl.data.episode import atomic_write_text
 from dualctl.errors import ConfigError, DataError
-from dualctl.tracker.checkpoint import save_checkpoint
+from dualctl.tracker.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from dualctl.tracker.config import TrackerConfig
 from dualctl.tracker.lit import TrackerLightning, window_offsets
 from dualctl.tracker.model import NORMALISED, STD_FLOORS, TrackerNet
@@ -88,6 +88,15 @@ def _resume_path(resume: str, run_dir: Path) -> str | None:
     return str(path)
 
 
+def _start_from(net: TrackerNet, folder: Path, config: TrackerConfig) -> None:
+    """Fine-tune: take weights and normalisation statistics from the checkpoint in ``folder``
+    (the inputs keep the scale those weights were trained on)."""
+    start, saved = load_checkpoint(folder)
+    check_compatible(folder, saved, config)
+    net.load_state_dict(start.state_dict())
+    log.info("tracker: fine-tuning from %s", folder)
+
+
 def _loader(dataset: WindowDataset, batch_size: int, shuffle: bool, workers: int, seed: int):
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
@@ -110,6 +119,8 @@ def train_tracker(
     train_store = store.subset(train_ids)
     net = TrackerNet(config)
     net.set_stats({k: train_store.stats(k, floor=STD_FLOORS[k]) for k in NORMALISED})
+    if tc.init:
+        _start_from(net, Path(tc.init), config)
     offsets = window_offsets(config)
     train_set = WindowDataset(train_store, offsets, require_future=config.horizon)
     log.info("tracker: %d episodes (%d val), %d windows", len(store), len(val_ids),

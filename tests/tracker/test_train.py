@@ -101,3 +101,23 @@ def test_resume_without_a_checkpoint_is_a_config_error(synthetic_dataset, tmp_pa
     status = main(["train", "tracker", f"data={synthetic_dataset}", f"out={tmp_path}", *SMALL,
                    "tracker.train.resume=true"])  # fmt: skip
     assert status == 2
+
+
+def test_init_fine_tunes_from_a_checkpoint(trained, synthetic_dataset, tmp_path):
+    start, _ = load_checkpoint(trained / "export")
+    status = main(["train", "tracker", f"data={synthetic_dataset}", f"out={tmp_path}", *SMALL,
+                   "tracker.train.max_steps=1", "tracker.train.lr=1e-7",
+                   f"tracker.train.init={trained / 'export'}"])  # fmt: skip
+    assert status == 0
+    tuned, _ = load_checkpoint(tmp_path / "tracker" / "export")
+    tuned_state = tuned.state_dict()
+    for key, value in start.state_dict().items():
+        if key.startswith(("head.", "sensors.")) or key.endswith(("_mean", "_std")):
+            assert np.allclose(tuned_state[key].numpy(), value.numpy(), atol=1e-4), key
+
+
+def test_init_from_a_mismatched_checkpoint_is_refused(trained, synthetic_dataset, tmp_path):
+    status = main(["train", "tracker", f"data={synthetic_dataset}", f"out={tmp_path}", *SMALL,
+                   "tracker.latent_dim=32", f"tracker.train.init={trained / 'export'}"])  # fmt: skip
+    assert status == 2
+    assert not (tmp_path / "tracker" / "export").exists()

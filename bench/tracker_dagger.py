@@ -1,0 +1,162 @@
+"""One DAgger round for the tracker: roll out a checkpoint in the sim with beta-mixing, and
+record every visited state labelled with the touch teacher's action.
+
+Why: cloned from teacher demos alone, the head drifts in closed loop within ~0.3 s (it never
+saw the states its own errors lead to). Here, at each camera frame, the touch teacher
+(``tracker_touch_demos.TouchGrip``, the expert arm with a touch-only grip force) is asked for
+its action from the visited state (the label); the executed action is the teacher's with
+probability ``beta``, else the tracker's (following the oracle reference: the sim expert's
+recorded frames for that seed, encoded, ``lookahead_s`` ahead). Episodes are written in the
+normal episode format with the labels as ``action``, so training draws hindsight references
+from the executed trajectory's own future frames, as for demos.
+
+    MUJOCO_GL=egl python bench/tracker_dagger.py --out data/sim_dagger
+        [--checkpoint checkpoints/tracker] [--episodes 40] [--seed 5000] [--beta 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from dualctl.sim.config import SimConfig
+from dualctl.sim.experts import Expert, run_expert
+from dualctl.sim.tasks import instruction, sample_variation
+from dualctl.sim.world import World
+from rich.console import Console
+from rich.progress import Progress
+
+from dualctl.data.episode import Episode, atomic_write_text, write_dataset_info, write_episode
+from dualctl.tracker.jepa import JepaTracker, load_tracker
+from dualctl.types import Action, Observation
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tracker_oracle import interpolate  # noqa: E402
+from tracker_touch_demos import TouchGrip  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def observe(world: World, images: dict[str, np.ndarray], t: float) -> Observation:
+    stamps = {f"image/{name}": t for name in images}
+    stamps.update(proprio=t, wrench=t, tactile=t)
+    return Observation(t, images, world.proprio(), world.wrench(), world.tactile(), stamps)
+
+
+def run_mixed(
+    tracker: JepaTracker, task: str, seed: int, config: SimConfig, beta: float,
+    rng: np.random.Generator,
+) -> Episode:  # fmt: skip
+    """One beta-mixed episode at the camera rate; ``action`` holds the teacher's labels."""
+    reference = run_expert(task, seed, config.split, config)
+    ref_latents = tracker.encode(reference.images["scene"])
+    variation = sample_variation(task, seed, config.split)
+    world = World(task, variation, config)
+    steps: dict[str, list] = collections.defaultdict(list)
+    tracker_steps = 0
+    try:
+        teacher = TouchGrip(Expert(task, world), world)
+        tracker.reset()
+        period, t = 1.0 / config.camera_hz, 0.0
+        while True:
+            done = world.monitor.status.done
+            label = Action.hold(world.state().width) if done else teacher.act()
+            images = world.render()
+            observation = observe(world, images, t)
+            executed = label
+            if not done:
+                latent = tracker.encode(images["scene"][None])[0]
+                target = interpolate(reference.timestamp, ref_latents, t + tracker.lookahead_s)
+                own = tracker.act(observation, latent, target)
+                if rng.random() >= beta:
+                    executed, tracker_steps = own, tracker_steps + 1
+            world.apply(executed)
+            steps["images"].append(images)
+            for key in ("proprio", "wrench", "tactile"):
+                steps[key].append(getattr(observation, key))
+            steps["action"].append(label.to_array())
+            steps["timestamp"].append(t)
+            if done:
+                break
+            t += period
+            world.advance_to(t)
+    finally:
+        world.close()
+    status = world.monitor.status
+    meta = {
+        "task": task, "instruction": instruction(task, variation), "seed": seed,
+        "split": config.split, "variation": variation.to_meta(), "success": status.success,
+        "failure_reason": status.failure_reason, "camera_hz": config.camera_hz,
+        "physics_hz": config.physics_hz, "teacher": "touch_grip", "dagger_beta": beta,
+        "tracker_steps": tracker_steps,
+    }  # fmt: skip
+    return Episode(
+        images={n: np.stack([s[n] for s in steps["images"]]) for n in world.cameras},
+        proprio=np.stack(steps["proprio"]),
+        wrench=np.stack(steps["wrench"]),
+        tactile=np.stack(steps["tactile"]),
+        action=np.stack(steps["action"]),
+        timestamp=np.array(steps["timestamp"], np.float64),
+        meta=meta,
+    )
+
+
+def link_demos(out: Path, demos: Path) -> int:
+    """Aggregate: symlink the demo episodes into ``out/episodes`` (relative links)."""
+    count = 0
+    for path in sorted((demos / "episodes").glob("*.npz")):
+        link = out / "episodes" / f"demo_{path.name}"
+        if not link.exists():
+            link.symlink_to(Path("..") / ".." / demos.name / "episodes" / path.name)
+        count += 1
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="data/sim_dagger")
+    parser.add_argument("--checkpoint", default="checkpoints/tracker")
+    parser.add_argument("--demos", default="data/sim_touch", help="demo dataset to aggregate")
+    parser.add_argument("--tasks", default="Lift,Fragile,Slippery,Place")
+    parser.add_argument("--episodes", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=5000)
+    parser.add_argument("--beta", type=float, default=0.5)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    config = SimConfig(split="train")
+    out, tasks = Path(args.out), args.tasks.split(",")
+    tracker = load_tracker(args.checkpoint)
+    write_dataset_info(out, {
+        "source": f"bench/tracker_dagger.py (beta={args.beta}, tracker {args.checkpoint}, "
+        f"seeds {args.seed}+) + {args.demos}",
+        "cameras": {"scene": [config.camera_size] * 2}, "camera_hz": config.camera_hz,
+        "physics_hz": config.physics_hz, "split": config.split, "tasks": tasks,
+    })  # fmt: skip
+    (out / "episodes").mkdir(parents=True, exist_ok=True)
+    demos = link_demos(out, Path(args.demos))
+    outcomes = collections.defaultdict(collections.Counter)
+    rng = np.random.default_rng(args.seed)
+    with Progress() as progress:
+        for task in tasks:
+            bar = progress.add_task(f"DAgger {task}", total=args.episodes)
+            for seed in range(args.seed, args.seed + args.episodes):
+                episode = run_mixed(tracker, task, seed, config, args.beta, rng)
+                name = f"dagger_{task.lower()}_{seed:06d}.npz"
+                write_episode(out / "episodes" / name, episode)
+                outcomes[task][episode.meta["failure_reason"] or "success"] += 1
+                progress.update(bar, advance=1)
+    result = {task: dict(counts) for task, counts in outcomes.items()}
+    Console().print(f"{demos} demo episodes linked; mixed-rollout outcomes: {result}")
+    RESULTS.mkdir(exist_ok=True)
+    atomic_write_text(RESULTS / "tracker_dagger.json", json.dumps(
+        {"out": str(out), "first_seed": args.seed, "beta": args.beta,
+         "checkpoint": args.checkpoint, "outcomes": result}, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
