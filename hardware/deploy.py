@@ -28,6 +28,7 @@ from dualctl.cli import CommandRegistry, add_overrides
 from dualctl.config import Config, load_config
 from dualctl.errors import DualctlError
 from dualctl.runtime.clock import Clock
+from dualctl.runtime.config import RuntimeConfig
 from dualctl.runtime.factories import load_runtime_tracker, make_clock, planner_client
 from dualctl.runtime.scheduler import run_controller
 from dualctl.runtime.telemetry import RunSummary, Telemetry
@@ -76,7 +77,7 @@ def limits_table(config: HardwareConfig, task: str, dry_run: bool) -> Table:
         ("arm", "yes" if config.has_arm else "none (gripper only)"),
         ("max grip force", f"{lim.max_grip_force_n:.0f} N"),
         ("max finger speed", f"{lim.max_grip_speed_mps:.3f} m/s"),
-        ("max wrench before stop", f"{lim.max_wrench_n:.0f} N"),
+        ("max wrist force (stops motion)", f"{lim.max_wrench_n:.0f} N"),
         ("max observation age", f"{lim.max_obs_age_s * 1e3:.0f} ms"),
         ("link timeout x attempts", f"{g.timing.timeout_s * 1e3:.0f} ms x {g.timing.retries + 1}"),
         ("F/T sensor", f"{config.netft.host}:{config.netft.port}" if config.netft.enabled else "none"),
@@ -98,9 +99,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if config.runtime.clock != "real":
         log.info("deploy runs on the real clock (runtime.clock=%s ignored)", config.runtime.clock)
-        config = dataclasses.replace(
-            config, runtime=dataclasses.replace(config.runtime, clock="real")
-        )
+    config = dataclasses.replace(config, runtime=deploy_runtime(config))
     clock = make_clock(config.runtime)
     tracker = load_runtime_tracker(config)  # torch before any EGL context (see the runtime)
     camera, instruction = _dry_run_camera(config) if dry_run else (None, args.instruction)
@@ -116,6 +115,19 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(_summary_table(summary))
     return 0
+
+
+def deploy_runtime(config: Config) -> RuntimeConfig:
+    """The ``runtime`` section for a deployment: the real clock, and the safety supervisor
+    holding the stricter of its own limits and the hardware config's (the ones shown)."""
+    limits, safety = config.hardware.limits, config.runtime.safety
+    safety = dataclasses.replace(
+        safety,
+        max_grip_force_n=min(safety.max_grip_force_n, limits.max_grip_force_n),
+        max_wrench_n=min(safety.max_wrench_n, limits.max_wrench_n),
+        max_obs_age_s=min(safety.max_obs_age_s, limits.max_obs_age_s),
+    )
+    return dataclasses.replace(config.runtime, clock="real", safety=safety)
 
 
 def _dry_run_camera(config: Config) -> tuple[ReplayCamera, str]:

@@ -21,6 +21,8 @@ class SafetyConfig:
         workspace_high: (x, y, z) upper corner, m.
         max_speed_mps: end-effector linear speed limit, m/s.
         max_yaw_rate: end-effector yaw-rate limit, rad/s.
+        max_wrench_n: a wrist force norm above this (N) stops the arm for that tick (the
+            gripper command stands), e.g. when pressing into the table.
         max_obs_age_s: an observation whose oldest force/tactile/proprio stream is older than
             this (s) is not acted on: the arm holds.
         max_plan_age_s: a plan conditioned longer ago than this (s) is stale even before its
@@ -38,6 +40,7 @@ class SafetyConfig:
     workspace_high: list[float] = field(default_factory=lambda: [0.35, 0.35, 0.45])
     max_speed_mps: float = 0.5
     max_yaw_rate: float = 2.0
+    max_wrench_n: float = 150.0
     max_obs_age_s: float = 0.05
     max_plan_age_s: float = 4.0
     deadline_tolerance_s: float = 0.001
@@ -58,6 +61,7 @@ class SafetyConfig:
             )
         check_range(f"{key}.max_speed_mps", self.max_speed_mps, 0.0, 5.0)
         check_range(f"{key}.max_yaw_rate", self.max_yaw_rate, 0.0, 20.0)
+        check_range(f"{key}.max_wrench_n", self.max_wrench_n, 1.0, 2000.0)
         check_range(f"{key}.max_obs_age_s", self.max_obs_age_s, 1e-4, 10.0)
         check_range(f"{key}.max_plan_age_s", self.max_plan_age_s, 0.01, 600.0)
         check_range(f"{key}.deadline_tolerance_s", self.deadline_tolerance_s, 0.0, 1.0)

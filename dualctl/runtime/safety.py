@@ -124,6 +124,11 @@ class SafetySupervisor:
             )
             notes.append(Intervention(now, "stale_observation", reason + ": hold"))
             return self.hold(observation, now)
+        force = float(np.linalg.norm(observation.wrench[:3]))
+        if force > self.limits.max_wrench_n:
+            reason = f"wrist force {force:.1f} N > {self.limits.max_wrench_n:.1f} N: stop motion"
+            notes.append(Intervention(now, "wrench_limit", reason))
+            return Action(np.zeros(4, np.float32), action.gripper, now)
         self._misses = self._misses + 1 if lateness_s > self.limits.deadline_tolerance_s else 0
         if self._misses >= self.limits.watchdog_misses:
             reason = f"{self._misses} consecutive deadline misses (last {lateness_s * 1e3:.1f} ms)"

@@ -8,6 +8,7 @@ import pytest
 from dualctl.hardware import deploy
 
 from dualctl.cli import CommandRegistry
+from dualctl.config import load_config
 from dualctl.errors import DualctlError
 
 
@@ -39,3 +40,15 @@ def test_dry_run_grips_the_emulated_object_then_runs_the_controller(capsys):
     assert float(duration.split()[-2]) == pytest.approx(2.0, abs=0.2)
     rate = next(line for line in table.splitlines() if "loop_rate_hz" in line)
     assert float(rate.split()[-2]) > 50.0  # the 200 Hz loop really ticked over the hardware
+
+
+def test_deploy_runs_real_time_under_the_stricter_limits():
+    config = load_config(["hardware=emulated", "hardware.limits.max_wrench_n=40",
+                          "runtime.safety.max_grip_force_n=80", "runtime.clock=virtual"])  # fmt: skip
+    runtime = deploy.deploy_runtime(config)
+    assert runtime.clock == "real"
+    assert runtime.safety.max_wrench_n == 40.0  # the hardware's, stricter than 150 N
+    assert runtime.safety.max_grip_force_n == 80.0  # the runtime's, stricter than 100 N
+    assert runtime.safety.max_obs_age_s == min(
+        config.hardware.limits.max_obs_age_s, config.runtime.safety.max_obs_age_s
+    )
