@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from dualctl.sim.config import SimConfig
-from dualctl.sim.experts import Expert, run_expert
+from dualctl.sim.experts import Expert, run_expert, steps_to_episode
 from dualctl.sim.tasks import instruction, sample_variation
 from dualctl.sim.world import World
 from rich.console import Console
@@ -95,15 +95,7 @@ def run_mixed(
         "physics_hz": config.physics_hz, "teacher": "touch_grip", "dagger_beta": beta,
         "tracker_steps": tracker_steps,
     }  # fmt: skip
-    return Episode(
-        images={n: np.stack([s[n] for s in steps["images"]]) for n in world.cameras},
-        proprio=np.stack(steps["proprio"]),
-        wrench=np.stack(steps["wrench"]),
-        tactile=np.stack(steps["tactile"]),
-        action=np.stack(steps["action"]),
-        timestamp=np.array(steps["timestamp"], np.float64),
-        meta=meta,
-    )
+    return steps_to_episode(steps, world.cameras, meta)
 
 
 def link_demos(out: Path, demos: Path) -> int:

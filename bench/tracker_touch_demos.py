@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from dualctl.sim.config import SimConfig
-from dualctl.sim.experts import Expert, run_episode
+from dualctl.sim.experts import Expert, run_episode, steps_to_episode
 from dualctl.sim.tasks import GRAVITY, instruction, sample_variation
 from dualctl.sim.world import World
 from rich.console import Console
@@ -121,15 +121,7 @@ def run_teacher(task: str, seed: int, config: SimConfig) -> Episode:
         "peak_grip_force": world.monitor.peak_grip_force,
         "object_weight": variation.mass * GRAVITY,
     }  # fmt: skip
-    return Episode(
-        images={n: np.stack([s[n] for s in steps["images"]]) for n in world.cameras},
-        proprio=np.stack(steps["proprio"]),
-        wrench=np.stack(steps["wrench"]),
-        tactile=np.stack(steps["tactile"]),
-        action=np.stack(steps["action"]),
-        timestamp=np.array(steps["timestamp"], np.float64),
-        meta=meta,
-    )
+    return steps_to_episode(steps, world.cameras, meta)
 
 
 def main() -> None:

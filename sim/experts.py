@@ -188,7 +188,6 @@ def run_expert(task: str, seed: int, split: str, config: SimConfig) -> Episode:
     finally:
         world.close()
     status = world.monitor.status
-    images = {name: np.stack([s[name] for s in steps["images"]]) for name in world.cameras}
     meta = {
         "task": task,
         "instruction": instruction(task, variation),
@@ -203,8 +202,14 @@ def run_expert(task: str, seed: int, split: str, config: SimConfig) -> Episode:
         "peak_grip_force": world.monitor.peak_grip_force,
         "object_weight": variation.mass * GRAVITY,
     }
+    return steps_to_episode(steps, world.cameras, meta)
+
+
+def steps_to_episode(steps: dict[str, list], cameras, meta: dict) -> Episode:
+    """Stack the per-step records of :func:`run_episode` (or any loop recording the same keys)
+    into an :class:`Episode` with ``meta``."""
     return Episode(
-        images=images,
+        images={name: np.stack([s[name] for s in steps["images"]]) for name in cameras},
         proprio=np.stack(steps["proprio"]),
         wrench=np.stack(steps["wrench"]),
         tactile=np.stack(steps["tactile"]),
