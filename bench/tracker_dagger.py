@@ -3,7 +3,7 @@ record every visited state labelled with the touch teacher's action.
 
 Why: cloned from teacher demos alone, the head drifts in closed loop within ~0.3 s (it never
 saw the states its own errors lead to). Here, at each camera frame, the touch teacher
-(``tracker_touch_demos.TouchGrip``, the expert arm with a touch-only grip force) is asked for
+(``dualctl.sim.experts.TouchGrip``, the expert arm with a touch-only grip force) is asked for
 its action from the visited state (the label); the executed action is the teacher's with
 probability ``beta``, else the tracker's (following the oracle reference: the sim expert's
 recorded frames for that seed, encoded, ``lookahead_s`` ahead). Episodes are written in the
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from dualctl.sim.config import SimConfig
-from dualctl.sim.experts import Expert, run_expert, steps_to_episode
+from dualctl.sim.experts import Expert, TouchGrip, run_expert, steps_to_episode
 from dualctl.sim.tasks import instruction, sample_variation
 from dualctl.sim.world import World
 from rich.console import Console
@@ -37,7 +37,6 @@ from dualctl.types import Action, Observation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tracker_oracle import interpolate  # noqa: E402
-from tracker_touch_demos import TouchGrip  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

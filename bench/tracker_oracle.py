@@ -3,7 +3,8 @@ scripted expert runs first, its recorded frames are encoded, and the tracker fol
 latents in time (reference = expert latent at now + lookahead, linearly interpolated, held at
 the end). A synchronous loop on a virtual clock: ``act`` at ``--rate`` Hz, ``encode`` whenever
 the SimBody has rendered a new camera frame. Arms: the full tracker, and (on Fragile and
-Slippery) the same checkpoint with force and tactile dropped.
+Slippery) the same checkpoint without the grip reflex (the head's own grip force) and with
+force and tactile dropped (which also turns the reflex off).
 
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
         [--episodes 20] [--seed 1000] [--split train] [--rate 200]
@@ -31,7 +32,12 @@ from dualctl.eval.stats import wilson_interval
 from dualctl.tracker.jepa import JepaTracker, load_tracker
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ARMS = {"full": ("force", "tactile"), "no force/tactile": ()}
+#: arm -> (modalities, grip reflex on)
+ARMS = {
+    "full": (("force", "tactile"), True),
+    "no reflex": (("force", "tactile"), False),
+    "no force/tactile": ((), False),
+}
 ABLATED_TASKS = ("Fragile", "Slippery")
 
 
@@ -79,7 +85,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = SimConfig(split=args.split)
-    trackers = {arm: load_tracker(args.checkpoint, modalities=m) for arm, m in ARMS.items()}
+    trackers = {}
+    for arm, (modalities, reflex) in ARMS.items():
+        trackers[arm] = load_tracker(args.checkpoint, modalities=modalities)
+        trackers[arm].grip_reflex = trackers[arm].grip_reflex if reflex else None
     outcomes: dict[tuple[str, str], list] = collections.defaultdict(list)
     console = Console()
     started = time.monotonic()

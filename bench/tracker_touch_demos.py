@@ -5,7 +5,8 @@ Why: the sim's scripted expert sets the grip force before it touches the object,
 privileged state (hold and break force). Nothing the robot senses before the lift tells those,
 so a head cloned from it can only learn their average, which crushes light fragile objects and
 drops heavy slippery ones. This teacher runs the same expert for the arm and overrides the grip
-force with a rule that uses only what the fingertips and wrist feel:
+force with a rule that uses only what the fingertips feel (``dualctl.sim.experts.TouchGrip``,
+the probe in ``dualctl/tracker/grip.py``):
 
 - close at the gripper's minimum force (20 N, below every object's break force);
 - lift slowly; once the load has stopped rising, raise the force by ``GROW`` per frame; after
@@ -24,9 +25,8 @@ import collections
 import json
 from pathlib import Path
 
-import numpy as np
 from dualctl.sim.config import SimConfig
-from dualctl.sim.experts import Expert, run_episode, steps_to_episode
+from dualctl.sim.experts import Expert, TouchGrip, run_episode, steps_to_episode
 from dualctl.sim.tasks import GRAVITY, instruction, sample_variation
 from dualctl.sim.world import World
 from rich.console import Console
@@ -39,68 +39,8 @@ from dualctl.data.episode import (
     write_episode,
 )
 from dualctl.eval.stats import wilson_interval
-from dualctl.types import GRIPPER_FORCE_RANGE, Action
 
 RESULTS = Path(__file__).resolve().parent / "results"
-#: Force raise per frame while slipping: at most this far above the hold force, so it stays
-#: under the break force (>= 1.6 x hold in every split).
-GROW = 1.25
-MARGIN = 1.1
-#: Lift speed (m/s) while probing: slip of a few mm at most before the force is right.
-PROBE_SPEED = 0.02
-#: Vertical acceleration limit (m/s^2) when the lift resumes (the expert's own limit).
-RESUME_ACCEL = 0.8
-
-
-class TouchGrip:
-    """Wraps a sim :class:`Expert`: its arm motion, the grip force from touch (module doc)."""
-
-    def __init__(self, expert: Expert, world: World):
-        self.expert, self.world = expert, world
-        expert.grip_force = GRIPPER_FORCE_RANGE[0]
-        self.state = "close"
-        self.previous: tuple[float, float] | None = None
-        self.vz = 0.0
-        self.time = world.time
-
-    def _felt(self) -> tuple[float, float]:
-        """Per-finger normal force and |shear along the finger| (N), averaged over fingers."""
-        tactile = self.world.tactile()
-        normal = tactile[..., 0].sum(axis=(1, 2)).mean()
-        shear = np.abs(tactile[..., 1].sum(axis=(1, 2))).mean()
-        return float(normal), float(shear)
-
-    def _probe(self) -> None:
-        normal, shear = self._felt()
-        force = self.expert.grip_force
-        landed = normal >= 0.95 * force
-        if landed and self.previous is not None and shear > 0.3:
-            n0, s0 = self.previous
-            grew, load_grew = normal / n0, shear / max(s0, 1e-3)
-            if grew > 1.1:
-                if (shear / normal) / (s0 / n0) > grew**-0.5:
-                    force *= GROW  # still slipping
-                else:
-                    force, self.state = normal * MARGIN, "carry"
-            elif load_grew <= 1.05:
-                force *= GROW  # the load settled: test whether it is carried
-        if landed:
-            self.previous = (normal, shear)
-        self.expert.grip_force = float(min(force, GRIPPER_FORCE_RANGE[1]))
-
-    def act(self) -> Action:
-        if self.state == "close" and self.expert.phase == "lift":
-            self.state = "probe"
-        if self.state == "probe":
-            self._probe()
-        action = self.expert.act()
-        dt = max(self.world.time - self.time, 1e-3)
-        self.time = self.world.time
-        limit = PROBE_SPEED if self.state == "probe" else self.vz + RESUME_ACCEL * dt
-        velocity = action.ee_velocity.copy()
-        velocity[2] = min(velocity[2], limit)
-        self.vz = float(velocity[2])
-        return Action(velocity, action.gripper, action.timestamp)
 
 
 def run_teacher(task: str, seed: int, config: SimConfig) -> Episode:

@@ -17,6 +17,7 @@ from dualctl.sim.tasks import GRAVITY, LIFT_HEIGHT, Status, instruction, sample_
 from dualctl.sim.world import World
 
 from dualctl.data.episode import Episode
+from dualctl.tracker.grip import PROBE_SPEED, RESUME_ACCEL, SlipProbe, felt_forces
 from dualctl.types import GRIPPER_FORCE_RANGE, GRIPPER_STROKE_M, Action, GripperCommand
 
 #: Position gain (1/s) and limits of the expert's stage velocity commands.
@@ -131,6 +132,40 @@ class Expert:
                 self._enter("retreat")
             return Action(self._move(np.array([*pose[:2], pose[2], self._yaw])), opened)
         return Action(self._move(np.array([*pose[:2], self._grasp_z + 0.1, self._yaw])), opened)
+
+
+class TouchGrip:
+    """The touch teacher: an :class:`Expert`'s arm with the grip force found from touch alone
+    (:class:`~dualctl.tracker.grip.SlipProbe`, one step per call at the camera rate), the lift
+    slowed to ``PROBE_SPEED`` until the object is carried. Its demonstrations show a head how
+    a grasp looks when nothing tells the force in advance (the expert's force is privileged).
+
+    Its probe is the first version of the rule (judged at once after a raise), the one
+    ``data/sim_touch`` and the DAgger sets were recorded with; the tracker's reflex uses the
+    Coulomb test.
+    """
+
+    def __init__(self, expert: Expert, world: World):
+        self.expert, self.world = expert, world
+        self.probe = SlipProbe(GRIPPER_FORCE_RANGE[0], settle=False)
+        expert.grip_force = self.probe.force
+        self.probing = False
+        self.vz = 0.0
+        self.time = world.time
+
+    def act(self) -> Action:
+        self.probing = self.probing or self.expert.phase == "lift"
+        if self.probing and not self.probe.carried:
+            self.expert.grip_force = self.probe.step(*felt_forces(self.world.tactile()))
+        action = self.expert.act()
+        dt = max(self.world.time - self.time, 1e-3)
+        self.time = self.world.time
+        carried = self.probe.carried
+        limit = self.vz + RESUME_ACCEL * dt if carried or not self.probing else PROBE_SPEED
+        velocity = action.ee_velocity.copy()
+        velocity[2] = min(velocity[2], limit)
+        self.vz = float(velocity[2])
+        return Action(velocity, action.gripper, action.timestamp)
 
 
 def run_episode(world: World, policy, camera_hz: float) -> dict[str, list]:

@@ -134,6 +134,9 @@ class TrackerConfig:
         controller: "head" (tracking head, fast, default) or "mpc" (latent CEM, slow, study).
         drop_force, drop_tactile: run without that modality (inputs zeroed, "missing" flag set,
             as seen in training through modality dropout).
+        grip_reflex: set the grip force from touch with the slip reflex
+            (:mod:`dualctl.tracker.grip`) instead of the head's force output; it needs tactile
+            input and is off whenever tactile is dropped.
         lookahead_s: s ahead of now the reference latent is taken from the plan.
         encoder: image encoder backend, "timm" or "vjepa2" (transformers VJEPA2Model).
         arch: timm architecture name (built with pretrained=False).
@@ -160,6 +163,7 @@ class TrackerConfig:
     controller: str = "head"
     drop_force: bool = False
     drop_tactile: bool = False
+    grip_reflex: bool = True
     lookahead_s: float = 0.5
     encoder: str = "timm"
     arch: str = "test_resnet"

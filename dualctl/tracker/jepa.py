@@ -2,7 +2,8 @@
 (every tick), and :func:`load_tracker` to build it from a checkpoint.
 
 Missing inputs: a dropped modality (``drop_force``/``drop_tactile``) is fed as zeros with its
-"missing" flag set, which the model saw in training through modality dropout. The wrench
+"missing" flag set, which the model saw in training through modality dropout; without tactile the
+grip reflex is off and the head's own grip force is used. The wrench
 history holds one sample per camera-frame period (what training windows hold), the newest slot
 refreshed every tick; so does the tactile history.
 """
@@ -20,6 +21,7 @@ from dualctl.tracker.base import Tracker
 from dualctl.tracker.checkpoint import check_compatible, load_checkpoint
 from dualctl.tracker.config import MODALITIES, TrackerConfig
 from dualctl.tracker.fastpath import FastPath
+from dualctl.tracker.grip import GripReflex
 from dualctl.tracker.model import TrackerNet, images_to_float
 from dualctl.tracker.mpc import LatentMPC
 from dualctl.types import Action, Observation
@@ -69,11 +71,15 @@ class JepaTracker(Tracker):
         )
         self.wrench_history = FrameHistory(config.force_history, 1.0 / config.frame_hz)
         self.tactile_history = FrameHistory(config.tactile_history, 1.0 / config.frame_hz)
+        use_reflex = config.grip_reflex and not config.drop_tactile
+        self.grip_reflex = GripReflex(1.0 / config.frame_hz) if use_reflex else None
         self.reset()
 
     def reset(self) -> None:
         self.wrench_history.reset()
         self.tactile_history.reset()
+        if self.grip_reflex is not None:
+            self.grip_reflex.reset()
         if self.mpc is not None:
             self.mpc.reset()
 
@@ -99,6 +105,8 @@ class JepaTracker(Tracker):
             start = (vector - a_mean) / a_std
             vector = self.mpc.plan(latent, reference, context, start) * a_std + a_mean
         action = Action.from_array(vector, timestamp=observation.timestamp)
+        if self.grip_reflex is not None:
+            action = self.grip_reflex(action, observation.tactile, observation.timestamp)
         return Action(action.ee_velocity, action.gripper.clipped(), action.timestamp)
 
 

@@ -1,0 +1,212 @@
+"""The grip-force reflex: System 1 sets how hard to squeeze from touch, not from the image.
+
+Why a rule beside the learned head: the force an object needs (to hold it without slipping)
+and the force that breaks it show in nothing the robot senses before the lift; they show only
+in how the object moves between the fingers once it is loaded. Finding that force is a probe
+over time: squeeze a little harder while the object slips, stop as soon as it is carried. A
+head cloned from such demonstrations sees one instant and learns the average force, which
+crushes light fragile objects and drops heavy slippery ones; a small explicit loop on the
+tactile shear does it at once (the slip-reflex of tactile grasp control, Romano et al. 2011).
+
+:class:`SlipProbe` is that loop, one step per tactile frame; :class:`GripReflex` wraps the
+head's actions with it. The sim's touch teacher (``dualctl.sim.experts.TouchGrip``) uses the
+same probe, so the tracker's demonstrations and its reflex follow one rule.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from dualctl.types import GRIPPER_FORCE_RANGE, GRIPPER_STROKE_M, Action, GripperCommand
+
+#: Force raise per step while slipping: at most this far above the hold force, so it stays
+#: under the break force (>= 1.6 x hold in every sim split).
+GROW = 1.25
+#: Grip force kept once the object is carried, as a multiple of the normal force felt then.
+MARGIN = 1.1
+#: Lift speed (m/s) while probing: slip of a few mm at most before the force is right.
+PROBE_SPEED = 0.02
+#: Vertical acceleration limit (m/s^2) when the lift resumes after probing.
+RESUME_ACCEL = 0.8
+#: Shear (N per finger) below which the object is not loaded yet (the table still carries it).
+LOADED_SHEAR = 0.3
+
+
+def felt_forces(tactile: np.ndarray) -> tuple[float, float]:
+    """Per-finger normal force and |shear along the finger| (N), averaged over both fingers,
+    from a ``TACTILE_SHAPE`` taxel array."""
+    normal = tactile[..., 0].sum(axis=(1, 2)).mean()
+    shear = np.abs(tactile[..., 1].sum(axis=(1, 2))).mean()
+    return float(normal), float(shear)
+
+
+class SlipProbe:
+    """Finds the grip force (N) that carries an object without slipping, from touch alone.
+
+    Call :meth:`step` once per tactile frame while lifting slowly. The test is Coulomb's: a
+    slipping contact sits on its friction cone, shear/normal = mu, the same from step to step
+    whatever the squeeze; a carried object's ratio is weight / (2 normal), below mu. So while
+    the ratio holds steady at the highest value seen (the estimate of mu) the probe raises the
+    force by ``GROW``; when it has settled lower, the object is carried and the probe holds
+    ``MARGIN`` x that force. Light objects that never slip are told apart by the first raise:
+    their ratio falls with it.
+
+    ``settle=False`` is the first version of the rule, which compared the ratio just before and
+    just after a raise (``carried_exponent`` sets the test); the shear still lags the squeeze
+    then, so it can call a slipping object carried. The touch teacher recorded
+    ``data/sim_touch`` with it.
+    """
+
+    #: Relative change of shear/normal between steps below which it counts as steady.
+    STEADY = 0.02
+    #: Ratio to the highest steady shear/normal seen above which the contact still slips (one
+    #: raise takes a carried object's ratio to 1/GROW = 0.8).
+    SLIPPING = 0.95
+
+    def __init__(
+        self,
+        start_force: float = GRIPPER_FORCE_RANGE[0],
+        carried_exponent: float = -0.5,
+        settle: bool = True,
+    ):
+        self.force = float(start_force)
+        self.carried_exponent = carried_exponent
+        self.settle = settle
+        self.carried = False
+        self.friction: float | None = None
+        self._previous: tuple[float, float] | None = None
+
+    def step(self, normal: float, shear: float) -> float:
+        """One probe step from the felt normal and shear (N); the grip force to command."""
+        if self.settle:
+            self._step_coulomb(normal, shear)
+        else:
+            self._step_at_once(normal, shear)
+        self.force = float(min(self.force, GRIPPER_FORCE_RANGE[1]))
+        return self.force
+
+    def _step_coulomb(self, normal: float, shear: float) -> None:
+        previous, self._previous = self._previous, (normal, shear)
+        loaded = shear > LOADED_SHEAR and normal > 0.5 * self.force
+        if self.carried or not loaded or previous is None or previous[1] <= LOADED_SHEAR:
+            return
+        ratio, before = shear / normal, previous[1] / previous[0]
+        if abs(ratio / before - 1.0) > self.STEADY:
+            return  # the load is still changing
+        if self.friction is None or ratio >= self.SLIPPING * self.friction:
+            self.friction = max(self.friction or 0.0, ratio)
+            if normal >= 0.9 * self.force:
+                self.force *= GROW
+        else:
+            self.force, self.carried = self.force * MARGIN, True
+
+    def _step_at_once(self, normal: float, shear: float) -> None:
+        landed = normal >= 0.95 * self.force
+        if self.carried or not landed:
+            return
+        previous, self._previous = self._previous, (normal, shear)
+        if previous is None or shear <= LOADED_SHEAR:
+            return
+        (n0, s0), grew = previous, normal / previous[0]
+        if grew > 1.1:
+            if (shear / normal) / (s0 / n0) <= grew**self.carried_exponent:
+                self.force, self.carried = normal * MARGIN, True
+            else:
+                self.force *= GROW  # still slipping
+        elif shear / max(s0, 1e-3) <= 1.05:
+            self.force *= GROW  # the load settled: test whether it is carried
+
+
+class GripReflex:
+    """Wraps the head's actions with the grasp the touch teacher makes.
+
+    While the head closes the gripper, the reflex closes fully (force-limited) with the grip
+    force of a :class:`SlipProbe` stepped every ``period_s`` (s) on the fingertips' touch. Once
+    the fingers press with the probe's force it owns the arm: still for ``SETTLE_S``, then a
+    straight lift at ``PROBE_SPEED`` until the object is carried (the probe needs a steady
+    load; the head's own small motions would read as slip), then a ramp back to the head's
+    motion. When the head opens the gripper the probe starts afresh.
+
+    The open/closed decision has hysteresis, since the head's width output is a regression
+    that wanders between the two; the probe sees the touch averaged over the last
+    ``AVERAGE_S`` before each step (one contact reading fluctuates by tens of percent; a
+    longer average would mix in the squeeze still rising after a force change).
+    """
+
+    #: Head width commands (fraction of the stroke) below which it means "close", above which
+    #: "open"; in between the last decision holds.
+    CLOSE_BELOW, OPEN_ABOVE = 0.5, 0.75
+    #: Time (s) the arm stays still once the fingers press, before the probing lift.
+    SETTLE_S = 0.2
+    #: Touch is averaged over this long (s) before each probe step.
+    AVERAGE_S = 0.015
+
+    def __init__(self, period_s: float):
+        self.period_s = period_s
+        self.reset()
+
+    def reset(self) -> None:
+        self.probe: SlipProbe | None = None
+        self.landed_at: float | None = None
+        self._step_time = -np.inf
+        self._felt: collections.deque = collections.deque()
+        self._vz = 0.0
+        self._time: float | None = None
+
+    @property
+    def state(self) -> str:
+        """ "open", "closing", "probing" or "carrying"."""
+        if self.probe is None:
+            return "open"
+        if self.probe.carried:
+            return "carrying"
+        return "closing" if self.landed_at is None else "probing"
+
+    def _closing(self, width_m: float) -> bool:
+        if self.probe is None:
+            return width_m < self.CLOSE_BELOW * GRIPPER_STROKE_M
+        return width_m <= self.OPEN_ABOVE * GRIPPER_STROKE_M
+
+    def _step_probe(self, tactile: np.ndarray, time_s: float) -> None:
+        self._felt.append((time_s, *felt_forces(tactile)))
+        while self._felt[0][0] < time_s - self.AVERAGE_S:
+            self._felt.popleft()
+        if time_s - self._step_time < self.period_s:
+            return
+        normal, shear = np.mean([f[1:] for f in self._felt], axis=0)
+        if self.landed_at is None and normal >= 0.9 * self.probe.force:
+            self.landed_at = time_s
+        if self.landed_at is not None and time_s - self.landed_at >= self.SETTLE_S:
+            self.probe.step(normal, shear)
+        self._step_time = time_s
+
+    def _velocity(self, head: np.ndarray, time_s: float, dt: float) -> np.ndarray:
+        velocity = head.copy()
+        if self.probe.carried:
+            velocity[2] = min(velocity[2], self._vz + RESUME_ACCEL * dt)
+        elif self.landed_at is None:
+            velocity[2] = min(velocity[2], 0.0)
+        else:
+            velocity[:] = 0.0
+            if time_s - self.landed_at >= self.SETTLE_S:
+                velocity[2] = PROBE_SPEED
+        return velocity
+
+    def __call__(self, action: Action, tactile: np.ndarray, time_s: float) -> Action:
+        """The head's ``action`` with the grasp set by touch; ``tactile`` the current taxels,
+        ``time_s`` the observation time (s)."""
+        dt = 0.0 if self._time is None else max(time_s - self._time, 0.0)
+        self._time = time_s
+        if not self._closing(action.gripper.width_m):
+            self.probe, self.landed_at = None, None
+            self._vz = float(action.ee_velocity[2])
+            return action
+        if self.probe is None:
+            self.probe, self._step_time = SlipProbe(), -np.inf
+        self._step_probe(tactile, time_s)
+        velocity = self._velocity(action.ee_velocity, time_s, dt)
+        self._vz = float(velocity[2])
+        gripper = GripperCommand(0.0, action.gripper.speed_mps, self.probe.force)
+        return Action(velocity, gripper, action.timestamp)

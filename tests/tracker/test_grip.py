@@ -1,0 +1,96 @@
+"""The grip-force reflex: the probe finds a force that holds without breaking, the wrapper owns
+the grasp only while the head closes, and it runs in the tracker only with tactile input."""
+
+import numpy as np
+import pytest
+from dualctl.sim.config import SimConfig
+from dualctl.sim.experts import Expert, run_blind
+from dualctl.sim.tasks import sample_variation
+from dualctl.sim.world import World
+
+from dualctl.tracker.grip import PROBE_SPEED, GripReflex, SlipProbe
+from dualctl.tracker.jepa import JepaTracker
+from dualctl.types import GRIPPER_STROKE_M, TACTILE_SHAPE, Action, GripperCommand
+
+from .test_model import small_config, trained_parts
+
+
+def coulomb_touch(normal: float, weight: float, mu: float, lifting_for: int) -> float:
+    """Shear (N per finger) on a slowly lifted object: it builds over a few steps after each
+    change and saturates at the friction limit, or at half the weight once carried."""
+    ceiling = min(mu * normal, weight / 2)
+    return ceiling * min(1.0, 0.4 * (lifting_for + 1))
+
+
+@pytest.mark.parametrize("weight,mu", [(6.0, 0.2), (15.0, 0.15), (40.0, 0.25), (2.0, 0.8)])
+def test_slip_probe_ends_between_hold_and_break_force(weight, mu):
+    hold = weight / (2 * mu)
+    probe = SlipProbe()
+    since_change, force = 0, probe.force
+    for _ in range(200):
+        probe.step(force, coulomb_touch(force, weight, mu, since_change))
+        since_change = 0 if probe.force != force else since_change + 1
+        force = probe.force
+        if probe.carried:
+            break
+    assert probe.carried
+    assert max(hold, 20.0) <= probe.force <= max(1.6 * hold, 1.6 * 20.0)
+
+
+def tactile(normal: float, shear: float) -> np.ndarray:
+    taxels = np.zeros(TACTILE_SHAPE, np.float32)
+    taxels[..., 0] = normal / 16
+    taxels[..., 1] = shear / 16
+    return taxels
+
+
+def head_action(width: float, vz: float = 0.1, force: float = 80.0) -> Action:
+    return Action(np.array([0.05, 0.0, vz, 0.0], np.float32), GripperCommand(width, 0.05, force))
+
+
+def test_reflex_passes_an_open_gripper_through_and_owns_the_grasp_when_closing():
+    reflex = GripReflex(period_s=0.05)
+    opened = head_action(GRIPPER_STROKE_M)
+    assert reflex(opened, tactile(0, 0), 0.0) is opened
+    closing = reflex(head_action(0.01, vz=0.1), tactile(0, 0), 0.005)
+    assert closing.gripper.width_m == 0.0 and closing.gripper.force_n == 20.0
+    assert closing.ee_velocity[2] <= 0.0  # no lift before the fingers press
+    # The head's width wanders to 0.6 stroke: with hysteresis the reflex keeps the grasp.
+    kept = reflex(head_action(0.6 * GRIPPER_STROKE_M), tactile(20, 0), 0.06)
+    assert reflex.state == "probing" and kept.gripper.width_m == 0.0
+    t = 0.06
+    while t < 0.06 + GripReflex.SETTLE_S + 0.01:
+        t += 0.005
+        lifted = reflex(head_action(0.0, vz=0.2), tactile(20, 0), t)
+    assert lifted.ee_velocity[2] == pytest.approx(PROBE_SPEED)
+    assert np.all(lifted.ee_velocity[[0, 1, 3]] == 0.0)  # the arm holds still while probing
+    reflex(opened, tactile(0, 0), t + 0.005)
+    assert reflex.state == "open" and reflex.probe is None
+
+
+def test_reflex_with_the_expert_arm_lifts_a_fragile_block_the_minimum_force_drops():
+    task, seed = "Fragile", 1000
+    variation = sample_variation(task, seed, "train")
+    world = World(task, variation, SimConfig())
+    expert, reflex = Expert(task, world), GripReflex(period_s=0.05)
+    try:
+        status = run_blind(world, lambda: reflex(expert.act(), world.tactile(), world.time), 0.005)
+    finally:
+        world.close()
+    assert status.success, status.failure_reason
+    assert variation.hold_force < reflex.probe.force < variation.break_force
+    world = World(task, variation, SimConfig())
+    try:
+        weak = run_blind(world, Expert(task, world, grip_force=20.0).act)
+    finally:
+        world.close()
+    assert not weak.success
+
+
+def test_tracker_runs_the_reflex_only_with_tactile(synthetic_dataset):
+    from dualctl.data.dataset import EpisodeStore
+
+    _, net = trained_parts(EpisodeStore.load(synthetic_dataset))
+    assert JepaTracker(net, small_config()).grip_reflex is not None
+    assert JepaTracker(net, small_config("tracker.grip_reflex=false")).grip_reflex is None
+    assert JepaTracker(net, small_config("tracker.drop_tactile=true")).grip_reflex is None
