@@ -39,6 +39,7 @@ EPISODES = Path(__file__).parent / "results" / "runtime_success_episodes.jsonl"
 def fingerprint(config) -> str:
     """Identifies the checkpoints and settings, so results of other models are not reused."""
     parts = [config.sim.split, str(config.runtime.plan_latency_s), str(config.tracker.rate_hz)]
+    parts.append(f"grip_reflex={config.tracker.grip_reflex}")
     for folder in (config.tracker.checkpoint, config.planner.checkpoint):
         for path in sorted(Path(folder).rglob("*")):
             if path.is_file():
