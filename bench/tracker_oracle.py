@@ -7,7 +7,7 @@ Slippery) the same checkpoint without the grip reflex (the head's own grip force
 force and tactile dropped (which also turns the reflex off).
 
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
-        [--episodes 20] [--seed 1000] [--split train] [--rate 200]
+        [--episodes 20] [--seed 1000] [--split train] [--rate 200] [--json PATH]
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1000, help="first seed (0..149 trained)")
     parser.add_argument("--split", default="train", choices=("train", "heldout"))
     parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--json", default=str(RESULTS / "tracker_oracle.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = SimConfig(split=args.split)
@@ -143,8 +144,8 @@ def main() -> None:
             ", ".join(f"{k}:{v}" for k, v in failures.items()),
         )
     console.print(table)
-    RESULTS.mkdir(exist_ok=True)
-    atomic_write_text(RESULTS / "tracker_oracle.json", json.dumps({
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(args.json), json.dumps({
         "checkpoint": args.checkpoint, "split": args.split, "first_seed": args.seed,
         "rate_hz": args.rate, "seconds": time.monotonic() - started, "cells": cells,
     }, indent=2))  # fmt: skip

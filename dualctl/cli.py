@@ -21,7 +21,7 @@ for _variable in ("MUJOCO_GL", "PYOPENGL_PLATFORM"):
 #: Modules that register subcommands, each with ``register(registry: CommandRegistry)``.
 COMMAND_MODULES = (
     "dualctl.config_commands",
-    "dualctl.tracker.train",
+    "dualctl.tracker.commands",
     "dualctl.planner.commands",
     "dualctl.eval.commands",
     "dualctl.sim.commands",

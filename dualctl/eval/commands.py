@@ -11,7 +11,6 @@ import json
 import logging
 from pathlib import Path
 
-import torch
 from omegaconf import OmegaConf
 
 from dualctl.cli import CommandRegistry, add_overrides
@@ -21,7 +20,6 @@ from dualctl.errors import ConfigError
 from dualctl.eval.config import BaselineConfig
 from dualctl.eval.results import ResultsStore, read_results
 from dualctl.eval.runner import make_jobs, run_jobs
-from dualctl.eval.summary import write_report
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +152,8 @@ def run_ablate(args: argparse.Namespace) -> int:
 def _report(results, jobs, out: Path, config: Config) -> None:
     """The report of exactly the configured cells: results of other arms, tasks or seeds in the
     same folder (an earlier, larger run) are left out."""
+    from dualctl.eval.summary import write_report  # matplotlib: slow to import
+
     wanted = {job.key for job in jobs}
     chosen = [r for r in results if r.key in wanted]
     a = config.ablate
@@ -162,6 +162,8 @@ def _report(results, jobs, out: Path, config: Config) -> None:
 
 
 def _load_store(config: Config, baseline: BaselineConfig):
+    import torch
+
     from dualctl.data.dataset import EpisodeStore
 
     torch.set_num_threads(config.trainer.threads)

@@ -1,4 +1,5 @@
-"""``dualctl train planner`` and ``dualctl plan``."""
+"""``dualctl train planner`` and ``dualctl plan``; torch and Lightning load only when one runs
+(``dualctl --help`` stays fast)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,6 @@ from dualctl.cli import CommandRegistry, add_overrides
 from dualctl.config import load_config
 from dualctl.data.episode import read_episode
 from dualctl.errors import DataError
-from dualctl.planner.clips import frame_stride, future_indices
-from dualctl.planner.diffusion_planner import load_planner, resolve_checkpoint
-from dualctl.planner.metrics import psnr
-from dualctl.planner.strip import gif_frames, strip_image, write_gif, write_png
 from dualctl.types import Observation
 
 
@@ -69,6 +66,11 @@ def observation_at(episode, t: int, camera: str) -> Observation:
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    from dualctl.planner.clips import frame_stride, future_indices
+    from dualctl.planner.diffusion_planner import load_planner, resolve_checkpoint
+    from dualctl.planner.metrics import psnr
+    from dualctl.planner.strip import gif_frames, strip_image, write_gif, write_png
+
     config = load_config(args.overrides)
     cfg = config.planner
     planner = load_planner(resolve_checkpoint(cfg.checkpoint), cfg.steps, cfg.guidance, cfg.seed)

@@ -9,7 +9,6 @@ Run folder ``<out>/tracker/``: ``logs/`` (CSV + TensorBoard), ``lightning/`` (ch
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
@@ -22,8 +21,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
-from dualctl.cli import CommandRegistry, add_overrides
-from dualctl.config import TrainerConfig, load_config
+from dualctl.config import TrainerConfig
 from dualctl.data.dataset import EpisodeStore, WindowDataset, collate_arrays
 from dualctl.data.episode import atomic_write_text
 from dualctl.errors import ConfigError, DataError
@@ -33,22 +31,6 @@ from dualctl.tracker.lit import TrackerLightning, window_offsets
 from dualctl.tracker.model import NORMALISED, STD_FLOORS, TrackerNet
 
 log = logging.getLogger(__name__)
-
-
-def register(registry: CommandRegistry) -> None:
-    parser = registry.add_train(
-        "tracker", "train the JEPA tracker (System 1) on a dataset", run_command
-    )
-    add_overrides(parser)
-
-
-def run_command(args: argparse.Namespace) -> int:
-    config = load_config(args.overrides)
-    train_tracker(
-        config.tracker, Path(config.data), Path(config.out) / "tracker", config.seed,
-        config.trainer,
-    )  # fmt: skip
-    return 0
 
 
 @dataclass

@@ -1,0 +1,27 @@
+"""``dualctl train tracker``; the training code (and Lightning) loads only when it runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dualctl.cli import CommandRegistry, add_overrides
+from dualctl.config import load_config
+
+
+def register(registry: CommandRegistry) -> None:
+    parser = registry.add_train(
+        "tracker", "train the JEPA tracker (System 1) on a dataset", run_command
+    )
+    add_overrides(parser)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from dualctl.tracker.train import train_tracker
+
+    config = load_config(args.overrides)
+    train_tracker(
+        config.tracker, Path(config.data), Path(config.out) / "tracker", config.seed,
+        config.trainer,
+    )  # fmt: skip
+    return 0
