@@ -69,3 +69,19 @@ def test_section_from_yaml_rejects_unknown_key(tmp_path):
     path.write_text("rate_hz: 100\nwarp_drive: true\n")
     with pytest.raises(ConfigError, match="warp_drive"):
         section_from_yaml(TrackerConfig, path, "tracker")
+
+
+def test_cli_help_lists_every_command_without_loading_torch():
+    probe = (
+        "import sys\n"
+        "from dualctl.cli import build_parser\n"
+        "text = build_parser().format_help()\n"
+        "print(sorted(m for m in ('torch', 'pytorch_lightning', 'matplotlib') if m in sys.modules))\n"
+        "print(text)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    loaded, _, help_text = result.stdout.partition("\n")
+    assert loaded == "[]"
+    for command in ("train", "plan", "demo", "deploy", "ablate", "collect", "config"):
+        assert command in help_text
