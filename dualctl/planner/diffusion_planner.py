@@ -118,6 +118,8 @@ def load_planner(
     sampler: str | None = None,
     threads: int | None = None,
     change_threshold: float | None = None,
+    noise_scale: float | None = None,
+    composite: str | None = None,
 ) -> DiffusionPlanner:
     """Build the planner from a checkpoint folder; None keeps the checkpoint's setting.
 
@@ -132,6 +134,8 @@ def load_planner(
         "seed": seed,
         "sampler": sampler,
         "change_threshold": change_threshold,
+        "noise_scale": noise_scale,
+        "composite": composite,
     }
     for key, value in overrides.items():
         if value is not None:

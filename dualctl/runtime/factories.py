@@ -21,12 +21,21 @@ def make_clock(runtime: RuntimeConfig) -> Clock:
     return RealClock(spin_s, runtime.realtime_priority)
 
 
+#: Sampling settings of ``planner`` that apply at run time (the rest is the checkpoint's).
+PLANNER_RUN_KEYS = ("steps", "sampler", "guidance", "seed", "noise_scale", "change_threshold",
+                    "composite")  # fmt: skip
+#: Settings of ``tracker`` that apply at run time (the rest is the checkpoint's).
+TRACKER_RUN_KEYS = ("rate_hz", "controller", "drop_force", "drop_tactile", "grip_reflex", "mpc")
+
+
 def planner_client(config: Config, clock: Clock) -> ProcessPlanClient:
-    """The planner process for the shipped (or configured) planner checkpoint."""
+    """The planner process for the configured planner checkpoint, sampling with the configured
+    ``PLANNER_RUN_KEYS``."""
     runtime = config.runtime
+    settings = {key: getattr(config.planner, key) for key in PLANNER_RUN_KEYS}
     spec = PlannerSpec(
         PLANNER_FACTORY,
-        {"checkpoint_dir": config.planner.checkpoint, "threads": 1},
+        {"checkpoint_dir": config.planner.checkpoint, "threads": 1, **settings},
         threads=1,
     )
     return ProcessPlanClient(
@@ -39,12 +48,20 @@ def planner_client(config: Config, clock: Clock) -> ProcessPlanClient:
 
 
 def load_runtime_tracker(config: Config):
-    """The configured tracker checkpoint, with its own settings. Torch gets one thread in the
+    """The configured tracker checkpoint: its own architecture settings, the configured
+    ``TRACKER_RUN_KEYS`` (controller, dropped inputs, grip reflex). Torch gets one thread in the
     control process: the planner process has its own, and more threads only fight over the
     machine's cores (an encode goes from ~2 ms to ~15 ms on a busy 2-core machine)."""
+    import dataclasses
+    from pathlib import Path
+
     import torch
 
+    from dualctl.tracker.checkpoint import read_checkpoint_config
     from dualctl.tracker.jepa import load_tracker
 
     torch.set_num_threads(1)
-    return load_tracker(config.tracker.checkpoint)
+    folder = config.tracker.checkpoint
+    chosen = {key: getattr(config.tracker, key) for key in TRACKER_RUN_KEYS}
+    run = dataclasses.replace(read_checkpoint_config(Path(folder)), **chosen)
+    return load_tracker(folder, config=run)

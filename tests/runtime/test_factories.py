@@ -1,0 +1,24 @@
+"""The runtime builds its models from the configured checkpoints with the configured run-time
+settings (a CLI override such as ``tracker.grip_reflex=false`` must change what runs)."""
+
+from dualctl.config import load_config
+from dualctl.runtime.clock import VirtualClock
+from dualctl.runtime.factories import load_runtime_tracker, planner_client
+
+
+def test_tracker_run_settings_come_from_the_config():
+    default = load_runtime_tracker(load_config([]))
+    assert default.grip_reflex is not None and not default.force_missing
+    config = load_config(["tracker.grip_reflex=false", "tracker.drop_force=true"])
+    ablated = load_runtime_tracker(config)
+    assert ablated.grip_reflex is None and ablated.force_missing
+    # Architecture comes from the checkpoint, not from the config's defaults.
+    assert ablated.config.tactile_history == default.config.tactile_history != 1
+
+
+def test_planner_process_gets_the_configured_sampling_settings():
+    config = load_config(["planner.steps=3", "planner.composite=mask", "planner.noise_scale=0.5"])
+    client = planner_client(config, VirtualClock())
+    kwargs = client.process.spec.kwargs
+    assert kwargs["steps"] == 3 and kwargs["composite"] == "mask"
+    assert kwargs["noise_scale"] == 0.5 and kwargs["checkpoint_dir"] == config.planner.checkpoint
