@@ -29,7 +29,12 @@ from dualctl.data.episode import atomic_write_text  # noqa: E402
 from dualctl.eval.stats import wilson_interval  # noqa: E402
 from dualctl.runtime.clock import VirtualClock  # noqa: E402
 from dualctl.runtime.demo import run_episode  # noqa: E402
-from dualctl.runtime.factories import load_runtime_tracker, planner_client  # noqa: E402
+from dualctl.runtime.factories import (  # noqa: E402
+    PLANNER_RUN_KEYS,
+    TRACKER_RUN_KEYS,
+    load_runtime_tracker,
+    planner_client,
+)
 from dualctl.runtime.telemetry import Telemetry  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "runtime_success.json"
@@ -39,7 +44,8 @@ EPISODES = Path(__file__).parent / "results" / "runtime_success_episodes.jsonl"
 def fingerprint(config) -> str:
     """Identifies the checkpoints and settings, so results of other models are not reused."""
     parts = [config.sim.split, str(config.runtime.plan_latency_s), str(config.tracker.rate_hz)]
-    parts.append(f"grip_reflex={config.tracker.grip_reflex}")
+    parts += [f"tracker.{k}={getattr(config.tracker, k)}" for k in TRACKER_RUN_KEYS]
+    parts += [f"planner.{k}={getattr(config.planner, k)}" for k in PLANNER_RUN_KEYS]
     for folder in (config.tracker.checkpoint, config.planner.checkpoint):
         for path in sorted(Path(folder).rglob("*")):
             if path.is_file():
