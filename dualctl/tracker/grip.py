@@ -173,11 +173,13 @@ class GripReflex:
         self._felt.append((time_s, *felt_forces(tactile)))
         while self._felt[0][0] < time_s - self.AVERAGE_S:
             self._felt.popleft()
+        if self.landed_at is None:  # checked every tick: the arm stops at once on contact
+            normal = sum(f[1] for f in self._felt) / len(self._felt)
+            if normal >= 0.9 * self.probe.force:
+                self.landed_at = time_s
         if time_s - self._step_time < self.period_s:
             return
         normal, shear = np.mean([f[1:] for f in self._felt], axis=0)
-        if self.landed_at is None and normal >= 0.9 * self.probe.force:
-            self.landed_at = time_s
         if self.landed_at is not None and time_s - self.landed_at >= self.SETTLE_S:
             self.probe.step(normal, shear)
         self._step_time = time_s

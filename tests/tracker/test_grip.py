@@ -68,6 +68,20 @@ def test_reflex_passes_an_open_gripper_through_and_owns_the_grasp_when_closing()
     assert reflex.state == "open" and reflex.probe is None
 
 
+def test_reflex_stops_the_arm_once_the_fingers_press_not_at_the_next_probe_step():
+    reflex = GripReflex(period_s=0.05)
+    reflex(head_action(0.0, vz=-0.05), tactile(0, 0), 0.0)  # a probe step: nothing felt yet
+    moving = reflex(head_action(0.0, vz=-0.05), tactile(5, 0), 0.005)
+    assert reflex.state == "closing" and moving.ee_velocity[0] == pytest.approx(0.05)
+    t = 0.005
+    while reflex.state == "closing":
+        t += 0.005
+        pressed = reflex(head_action(0.0, vz=-0.05), tactile(40, 0), t)
+    # Within the touch-averaging window, well before the next probe step at 0.05 s.
+    assert t <= 0.005 + GripReflex.AVERAGE_S + 0.005 < 0.05
+    assert np.all(pressed.ee_velocity == 0.0)
+
+
 def test_reflex_with_the_expert_arm_lifts_a_fragile_block_the_minimum_force_drops():
     task, seed = "Fragile", 1000
     variation = sample_variation(task, seed, "train")
