@@ -13,6 +13,9 @@ import dataclasses
 import importlib
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
@@ -71,7 +74,17 @@ def load_factory(path: str) -> Callable[[dict], EpisodeFn]:
 
 def _init_worker(factory: str, setup: dict) -> None:
     global _worker_episode
+    threading.Thread(target=exit_with_parent, args=(os.getppid(),), daemon=True).start()
     _worker_episode = load_factory(factory)(setup)
+
+
+def exit_with_parent(parent_pid: int, period_s: float = 1.0, exit_now=os._exit) -> None:
+    """Ends this worker once its parent has gone (killed by a signal, the pool never shut it
+    down): an orphaned worker would keep running episodes nobody records, on the same cores a
+    rerun needs. Polls every ``period_s`` s."""
+    while os.getppid() == parent_pid:
+        time.sleep(period_s)
+    exit_now(1)
 
 
 def _run_in_worker(job: dict) -> dict:

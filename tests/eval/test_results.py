@@ -123,3 +123,25 @@ def test_killed_run_resumes_without_redoing_finished_episodes(tmp_path):
     assert len(final) == len(set(final)) == 24  # every episode exactly once
     assert not rerun & done_before  # nothing finished before the kill ran again
     assert rerun | done_before == set(final)
+
+
+def test_a_pool_worker_ends_when_its_parent_is_gone():
+    import os
+    import threading
+
+    from dualctl.eval.runner import exit_with_parent
+
+    exits = []
+    watcher = threading.Thread(
+        target=exit_with_parent, args=(os.getpid(), 0.01, exits.append), daemon=True
+    )
+    watcher.start()  # our pid is not this thread's parent pid: as if the parent had died
+    watcher.join(timeout=2)
+    assert exits == [1]
+    alive = []
+    watcher = threading.Thread(
+        target=exit_with_parent, args=(os.getppid(), 0.01, alive.append), daemon=True
+    )
+    watcher.start()  # the real parent: keeps waiting
+    watcher.join(timeout=0.1)
+    assert watcher.is_alive() and alive == []
