@@ -9,6 +9,7 @@ preempting us, the CPU-time tail is what the code itself costs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from functools import partial
@@ -22,8 +23,9 @@ from rich.table import Table
 from dualctl.data.episode import atomic_write_text
 from dualctl.tracker.checkpoint import read_checkpoint_config
 from dualctl.tracker.config import TrackerConfig
+from dualctl.tracker.grip import GripReflex
 from dualctl.tracker.jepa import load_tracker
-from dualctl.types import TACTILE_SHAPE, Observation
+from dualctl.types import TACTILE_SHAPE, Action, GripperCommand, Observation
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -58,9 +60,20 @@ def time_act(tracker, ticks: int, rng) -> list[float]:
         tracker.act(obs, z, ref)
     out: list[tuple[float, float]] = []
     for i in range(ticks):
-        obs = observations[i % len(observations)]
+        # Time moves on (the grip reflex keeps a short touch history by time).
+        t = 0.25 + i * 0.005
+        stamps = {"wrench": t, "tactile": t, "proprio": t}
+        obs = dataclasses.replace(observations[i % len(observations)], timestamp=t, stamps=stamps)
         out.append(timed(partial(tracker.act, obs, z, ref)))
     return out
+
+
+def time_reflex(ticks: int, rng) -> list[float]:
+    """The reflex on a closing command every tick (the head's action alone is in ``act``)."""
+    reflex = GripReflex(period_s=0.05)
+    closing = Action(np.zeros(4, np.float32), GripperCommand(0.0, 0.05, 50.0))
+    touches = np.abs(rng.normal(2.0, 0.5, size=(256, *TACTILE_SHAPE))).astype(np.float32)
+    return [timed(partial(reflex, closing, touches[i % 256], i * 0.005)) for i in range(ticks)]
 
 
 def time_encode(tracker, frames: int, size: int, rng) -> list[float]:
@@ -89,6 +102,7 @@ def main() -> None:
             time_encode(tracker, args.frames, size, rng)
         ),  # fmt: skip
     }
+    rows["grip reflex alone, gripper closing"] = percentiles_ms(time_reflex(args.ticks, rng))
     dropped = load_tracker(args.checkpoint, modalities=())
     rows["act (force+tactile dropped)"] = percentiles_ms(time_act(dropped, args.ticks, rng))
     saved = read_checkpoint_config(Path(args.checkpoint))

@@ -9,8 +9,9 @@ crushes light fragile objects and drops heavy slippery ones; a small explicit lo
 tactile shear does it at once (the slip-reflex of tactile grasp control, Romano et al. 2011).
 
 :class:`SlipProbe` is that loop, one step per tactile frame; :class:`GripReflex` wraps the
-head's actions with it. The sim's touch teacher (``dualctl.sim.experts.TouchGrip``) uses the
-same probe, so the tracker's demonstrations and its reflex follow one rule.
+head's actions with it. The sim's touch teacher (``dualctl.sim.experts.TouchGrip``) runs the
+same class in its first version (``settle=False``), the one its demonstrations were recorded
+with.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dualctl.types import GRIPPER_FORCE_RANGE, GRIPPER_STROKE_M, Action, Gripper
 #: Force raise per step while slipping: at most this far above the hold force, so it stays
 #: under the break force (>= 1.6 x hold in every sim split).
 GROW = 1.25
-#: Grip force kept once the object is carried, as a multiple of the normal force felt then.
+#: Grip force kept once the object is carried, as a multiple of the force that carried it.
 MARGIN = 1.1
 #: Lift speed (m/s) while probing: slip of a few mm at most before the force is right.
 PROBE_SPEED = 0.02
