@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from dualctl.sim.config import SimConfig
-from dualctl.sim.experts import Expert, TouchGrip, run_expert, steps_to_episode
-from dualctl.sim.tasks import instruction, sample_variation
+from dualctl.sim.experts import Expert, TouchGrip, episode_meta, run_expert, steps_to_episode
+from dualctl.sim.tasks import sample_variation
 from dualctl.sim.world import World
 from rich.console import Console
 from rich.progress import Progress
@@ -86,14 +86,8 @@ def run_mixed(
             world.advance_to(t)
     finally:
         world.close()
-    status = world.monitor.status
-    meta = {
-        "task": task, "instruction": instruction(task, variation), "seed": seed,
-        "split": config.split, "variation": variation.to_meta(), "success": status.success,
-        "failure_reason": status.failure_reason, "camera_hz": config.camera_hz,
-        "physics_hz": config.physics_hz, "teacher": "touch_grip", "dagger_beta": beta,
-        "tracker_steps": tracker_steps,
-    }  # fmt: skip
+    meta = episode_meta(world, seed, config.split, config, teacher="touch_grip",
+                        dagger_beta=beta, tracker_steps=tracker_steps)  # fmt: skip
     return steps_to_episode(steps, world.cameras, meta)
 
 

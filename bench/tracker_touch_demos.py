@@ -26,8 +26,8 @@ import json
 from pathlib import Path
 
 from dualctl.sim.config import SimConfig
-from dualctl.sim.experts import Expert, TouchGrip, run_episode, steps_to_episode
-from dualctl.sim.tasks import GRAVITY, instruction, sample_variation
+from dualctl.sim.experts import Expert, TouchGrip, episode_meta, run_episode, steps_to_episode
+from dualctl.sim.tasks import sample_variation
 from dualctl.sim.world import World
 from rich.console import Console
 from rich.progress import Progress
@@ -52,15 +52,7 @@ def run_teacher(task: str, seed: int, config: SimConfig) -> Episode:
         steps = run_episode(world, teacher.act, config.camera_hz)
     finally:
         world.close()
-    status = world.monitor.status
-    meta = {
-        "task": task, "instruction": instruction(task, variation), "seed": seed,
-        "split": config.split, "variation": variation.to_meta(), "success": status.success,
-        "failure_reason": status.failure_reason, "camera_hz": config.camera_hz,
-        "physics_hz": config.physics_hz, "teacher": "touch_grip",
-        "peak_grip_force": world.monitor.peak_grip_force,
-        "object_weight": variation.mass * GRAVITY,
-    }  # fmt: skip
+    meta = episode_meta(world, seed, config.split, config, teacher="touch_grip")
     return steps_to_episode(steps, world.cameras, meta)
 
 

@@ -222,10 +222,17 @@ def run_expert(task: str, seed: int, split: str, config: SimConfig) -> Episode:
         steps = run_episode(world, expert.act, config.camera_hz)
     finally:
         world.close()
-    status = world.monitor.status
-    meta = {
-        "task": task,
-        "instruction": instruction(task, variation),
+    meta = episode_meta(world, seed, split, config, expert_grip_force=expert.grip_force)
+    return steps_to_episode(steps, world.cameras, meta)
+
+
+def episode_meta(world: World, seed: int, split: str, config: SimConfig, **extra) -> dict:
+    """The meta every recorded sim episode carries (task, instruction, variation, outcome,
+    rates, peak grip force, object weight), plus ``extra`` from its recorder."""
+    variation, status = world.variation, world.monitor.status
+    return {
+        "task": world.task,
+        "instruction": instruction(world.task, variation),
         "seed": seed,
         "split": split,
         "variation": variation.to_meta(),
@@ -233,11 +240,10 @@ def run_expert(task: str, seed: int, split: str, config: SimConfig) -> Episode:
         "failure_reason": status.failure_reason,
         "camera_hz": config.camera_hz,
         "physics_hz": config.physics_hz,
-        "expert_grip_force": expert.grip_force,
         "peak_grip_force": world.monitor.peak_grip_force,
         "object_weight": variation.mass * GRAVITY,
+        **extra,
     }
-    return steps_to_episode(steps, world.cameras, meta)
 
 
 def steps_to_episode(steps: dict[str, list], cameras, meta: dict) -> Episode:
