@@ -2,10 +2,10 @@
 (every tick), and :func:`load_tracker` to build it from a checkpoint.
 
 Missing inputs: a dropped modality (``drop_force``/``drop_tactile``) is fed as zeros with its
-"missing" flag set, which the model saw in training through modality dropout; without tactile the
-grip reflex is off and the head's own grip force is used. The wrench
-history holds one sample per camera-frame period (what training windows hold), the newest slot
-refreshed every tick; so does the tactile history.
+"missing" flag set, which the model saw in training through modality dropout; without tactile
+the grip reflex is off and the head's own grip force is used. The wrench history holds one
+sample per camera-frame period (what training windows hold), the newest slot refreshed every
+tick; so does the tactile history.
 """
 
 from __future__ import annotations
