@@ -7,8 +7,12 @@ saw the states its own errors lead to). Here, at each camera frame, the touch te
 its action from the visited state (the label); the executed action is the teacher's with
 probability ``beta``, else the tracker's (following the oracle reference: the sim expert's
 recorded frames for that seed, encoded, ``lookahead_s`` ahead). Episodes are written in the
-normal episode format with the labels as ``action``, so training draws hindsight references
-from the executed trajectory's own future frames, as for demos.
+normal episode format with the labels as ``action``, plus the reference the tracker was shown
+at each step as the extra camera ``reference`` (the expert's frame nearest ``t +
+lookahead_s``): training conditions the head on that frame, so a label is always paired with
+the reference it was given for (the executed trajectory's own future, the hindsight reference
+demos use, shows where the tracker went, not where the reference led; with it the labels
+"lower and release" met references showing a hover). Demos keep hindsight references.
 
     MUJOCO_GL=egl python bench/tracker_dagger.py --out data/sim_dagger
         [--checkpoint checkpoints/tracker] [--episodes 40] [--seed 5000] [--beta 0.5]
@@ -31,6 +35,7 @@ from dualctl.sim.world import World
 from rich.console import Console
 from rich.progress import Progress
 
+from dualctl.data.dataset import REFERENCE_CAMERA
 from dualctl.data.episode import Episode, atomic_write_text, write_dataset_info, write_episode
 from dualctl.tracker.jepa import JepaTracker, load_tracker
 from dualctl.types import Action, Observation
@@ -67,6 +72,7 @@ def run_mixed(
             label = Action.hold(world.state().width) if done else teacher.act()
             images = world.render()
             observation = observe(world, images, t)
+            shown = reference_frame(reference, t + tracker.lookahead_s)
             executed = label
             if not done:
                 latent = tracker.encode(images["scene"][None])[0]
@@ -75,7 +81,7 @@ def run_mixed(
                 if rng.random() >= beta:
                     executed, tracker_steps = own, tracker_steps + 1
             world.apply(executed)
-            steps["images"].append(images)
+            steps["images"].append({**images, REFERENCE_CAMERA: shown})
             for key in ("proprio", "wrench", "tactile"):
                 steps[key].append(getattr(observation, key))
             steps["action"].append(label.to_array())
@@ -88,7 +94,13 @@ def run_mixed(
         world.close()
     meta = episode_meta(world, seed, config.split, config, teacher="touch_grip",
                         dagger_beta=beta, tracker_steps=tracker_steps)  # fmt: skip
-    return steps_to_episode(steps, world.cameras, meta)
+    return steps_to_episode(steps, (*world.cameras, REFERENCE_CAMERA), meta)
+
+
+def reference_frame(expert: Episode, t: float) -> np.ndarray:
+    """The expert's scene frame nearest time ``t`` (s), held at its last frame."""
+    i = int(np.abs(np.asarray(expert.timestamp) - t).argmin())
+    return expert.images["scene"][i]
 
 
 def link_demos(out: Path, demos: Path) -> int:
@@ -119,7 +131,8 @@ def main() -> None:
     write_dataset_info(out, {
         "source": f"bench/tracker_dagger.py (beta={args.beta}, tracker {args.checkpoint}, "
         f"seeds {args.seed}+) + {args.demos}",
-        "cameras": {"scene": [config.camera_size] * 2}, "camera_hz": config.camera_hz,
+        "cameras": {name: [config.camera_size] * 2 for name in ("scene", REFERENCE_CAMERA)},
+        "camera_hz": config.camera_hz,
         "physics_hz": config.physics_hz, "split": config.split, "tasks": tasks,
     })  # fmt: skip
     (out / "episodes").mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,9 @@ from dualctl.errors import DataError
 
 #: Per-step keys besides images, in the episode format.
 ARRAY_KEYS = ("proprio", "wrench", "tactile", "action", "timestamp")
+#: The extra "camera" of episodes recorded while following a reference (DAgger rollouts): at
+#: each step, the reference frame the policy was shown.
+REFERENCE_CAMERA = "reference"
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,9 @@ class EpisodeStore:
     """All episodes of a dataset in memory, concatenated along time.
 
     Attributes:
-        arrays: key -> (sum of T, ...) array; images under ``"frames"`` (one camera).
+        arrays: key -> (sum of T, ...) array; images under ``"frames"`` (one camera). When
+            some episodes carry a :data:`REFERENCE_CAMERA`, its frames are under
+            ``"reference_frames"`` (zeros elsewhere) and ``"has_reference"`` (T,) says where.
         starts, lengths: (E,) first index and step count of each episode.
         metas: each episode's metadata dict.
     """
@@ -58,6 +63,8 @@ class EpisodeStore:
                     f"(has {sorted(episodes[missing[0]].images)}); choose another camera"
                 )
             self.arrays["frames"] = np.concatenate([e.images[camera] for e in episodes])
+        if any(REFERENCE_CAMERA in e.images for e in episodes):
+            self.arrays.update(_reference_arrays(episodes))
 
     @classmethod
     def load(
@@ -115,6 +122,19 @@ class EpisodeStore:
         shape = self.arrays[key].shape[1:]
         mean, std = x.mean(0), np.maximum(x.std(0), floor)
         return Stats(mean.reshape(shape).astype(np.float32), std.reshape(shape).astype(np.float32))
+
+
+def _reference_arrays(episodes: Sequence[Episode]) -> dict[str, np.ndarray]:
+    """ "reference_frames" and "has_reference" over all steps (zeros/False where absent)."""
+    frames, flags = [], []
+    for e in episodes:
+        shown = e.images.get(REFERENCE_CAMERA)
+        if shown is None:
+            size = next(iter(e.images.values())).shape[1:] if e.images else (1, 1, 3)
+            shown = np.zeros((len(e), *size), np.uint8)
+        frames.append(shown)
+        flags.append(np.full(len(e), REFERENCE_CAMERA in e.images))
+    return {"reference_frames": np.concatenate(frames), "has_reference": np.concatenate(flags)}
 
 
 def _first_per_task(episodes: list[Episode], count: int) -> list[Episode]:

@@ -8,6 +8,10 @@ t+H-1``; proprio at ``t``; the wrench and tactile histories up to ``t``. Teacher
 the target encoder's latents of frames ``t .. t+H-1`` (as V-JEPA 2-AC feeds its frozen
 encoder's), the rollout starts from the online latent of frame ``t``; only two frames per
 window go through the online encoder with gradient, which halves the cost of a step.
+
+Windows from episodes that recorded the reference the policy was shown (DAgger rollouts,
+:data:`~dualctl.data.dataset.REFERENCE_CAMERA`) condition the head on that frame instead of a
+hindsight one, so their labels stay paired with the reference they answered.
 """
 
 from __future__ import annotations
@@ -22,16 +26,20 @@ from dualctl.tracker.config import TrackerConfig
 from dualctl.tracker.model import TrackerNet, images_to_float
 
 
-def window_offsets(config: TrackerConfig) -> dict[str, list[int]]:
-    """Step offsets each training window gathers (see the module doc)."""
+def window_offsets(config: TrackerConfig, stored_reference: bool = False) -> dict[str, list[int]]:
+    """Step offsets each training window gathers (see the module doc); ``stored_reference``
+    adds the recorded reference frame and its flag at ``t``."""
     horizon = config.horizon
-    return {
+    offsets = {
         "frames": [*range(horizon + 1), *reference_offsets(config)],
         "action": list(range(horizon)),
         "proprio": [0],
         "tactile": list(range(-config.tactile_history + 1, 1)),
         "wrench": list(range(-config.force_history + 1, 1)),
     }
+    if stored_reference:
+        offsets.update(reference_frames=[0], has_reference=[0])
+    return offsets
 
 
 def reference_offsets(config: TrackerConfig) -> list[int]:
@@ -89,13 +97,18 @@ class TrackerLightning(pl.LightningModule):
         net, h = self.net, self.config.horizon
         frames = batch["frames"]
         b, f = frames.shape[:2]
+        if "reference_frames" in batch:
+            frames = torch.cat([frames, batch["reference_frames"]], 1)
         images = images_to_float(frames.flatten(0, 1), self.config.image_size)
         if train:
             images = random_shift(images, self.train_config.shift_px, b)
-        images = images.view(b, f, *images.shape[1:])
-        # The online encoder (with gradient) sees the frame at t and the hindsight reference;
-        # the EMA target encodes t .. t+H without gradient: teacher-forcing inputs and targets.
+        images = images.view(b, frames.shape[1], *images.shape[1:])
+        # The online encoder (with gradient) sees the frame at t and the reference (hindsight,
+        # or the one recorded as shown); the EMA target encodes t .. t+H without gradient:
+        # teacher-forcing inputs and targets.
         choice = h + 1 + torch.randint(0, f - h - 1, (b,)) if train else torch.full((b,), f - 1)
+        if "has_reference" in batch:
+            choice = torch.where(batch["has_reference"][:, 0].cpu(), f, choice)
         pair = torch.stack([images[:, 0], images[torch.arange(b), choice]], 1)
         online = net.encode(pair.flatten(0, 1)).view(b, 2, -1)
         with torch.no_grad():

@@ -103,7 +103,7 @@ def train_tracker(
     net.set_stats({k: train_store.stats(k, floor=STD_FLOORS[k]) for k in NORMALISED})
     if tc.init:
         _start_from(net, Path(tc.init), config)
-    offsets = window_offsets(config)
+    offsets = window_offsets(config, stored_reference="has_reference" in store.arrays)
     train_set = WindowDataset(train_store, offsets, require_future=config.horizon)
     log.info("tracker: %d episodes (%d val), %d windows", len(store), len(val_ids),
              len(train_set))  # fmt: skip

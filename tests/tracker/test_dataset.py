@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from dualctl.data.dataset import EpisodeStore, WindowDataset
+from dualctl.data.dataset import REFERENCE_CAMERA, EpisodeStore, WindowDataset
+from dualctl.data.episode import read_episode
 from dualctl.errors import DataError
 
 
@@ -46,3 +47,17 @@ def test_missing_dataset_and_unknown_keys_are_data_errors(synthetic_dataset, tmp
     store = EpisodeStore.load(synthetic_dataset)
     with pytest.raises(DataError, match="bogus"):
         WindowDataset(store, {"bogus": [0]})
+
+
+def test_recorded_references_are_gathered_with_their_flag(synthetic_dataset):
+    plain = read_episode(sorted((synthetic_dataset / "episodes").glob("*.npz"))[0])
+    shown = read_episode(sorted((synthetic_dataset / "episodes").glob("*.npz"))[1])
+    shown.images[REFERENCE_CAMERA] = 255 - shown.images["scene"]
+    store = EpisodeStore([plain, shown])
+    assert not store.arrays["has_reference"][: len(plain)].any()
+    assert store.arrays["has_reference"][len(plain) :].all()
+    assert not store.arrays["reference_frames"][: len(plain)].any()
+    windows = WindowDataset(store, {"reference_frames": [0], "has_reference": [0]})
+    batch = windows.__getitems__([len(plain) + 3])
+    np.testing.assert_array_equal(batch["reference_frames"][0, 0], 255 - shown.images["scene"][3])
+    assert "reference_frames" not in EpisodeStore([plain]).arrays

@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dualctl.config import load_config
-from dualctl.data.dataset import EpisodeStore, WindowDataset, collate_arrays
+from dualctl.data.dataset import REFERENCE_CAMERA, EpisodeStore, WindowDataset, collate_arrays
+from dualctl.data.episode import read_episode
 from dualctl.tracker.fastpath import FastPath
 from dualctl.tracker.jepa import JepaTracker
 from dualctl.tracker.lit import TrackerLightning, window_offsets
@@ -143,3 +145,27 @@ def test_latent_mpc_returns_a_finite_action(synthetic_dataset):
     action = tracker.act(observation(rng), z, ref)
     assert action.is_finite()
     assert tracker.mpc.previous is not None
+
+
+def test_the_head_learns_from_the_reference_it_was_shown_when_one_is_recorded(synthetic_dataset):
+    paths = sorted((synthetic_dataset / "episodes").glob("*.npz"))
+    shown = read_episode(paths[0])
+    shown.images[REFERENCE_CAMERA] = 255 - shown.images["scene"]
+    store = EpisodeStore([shown, read_episode(paths[1])])
+    config, net = trained_parts(store)
+    module = TrackerLightning(net.eval(), config)
+    windows = WindowDataset(store, window_offsets(config, stored_reference=True), 4)
+    batch = collate_arrays(windows.__getitems__([2, len(shown) + 2]))
+    head_loss = module.losses(batch, train=False)["head"]
+    images = images_to_float(torch.cat([batch["frames"][:, 0], batch["reference_frames"][:, 0],
+                                        batch["frames"][:, -1]]), config.image_size)  # fmt: skip
+    now, recorded, hindsight = net.encode(images).view(3, 2, -1)
+    context = net.context(batch["proprio"][:, 0], batch["wrench"], batch["tactile"],
+                          torch.zeros(2, 1), torch.zeros(2, 1))  # fmt: skip
+    reference = torch.stack([recorded[0], hindsight[1]])
+    expected = F.mse_loss(net.head_action(now, reference, context),
+                          net.normalise("action", batch["action"][:, 0]))  # fmt: skip
+    wrong = F.mse_loss(net.head_action(now, hindsight, context),
+                       net.normalise("action", batch["action"][:, 0]))  # fmt: skip
+    assert torch.allclose(head_loss, expected, atol=1e-5)
+    assert not torch.allclose(head_loss, wrong, atol=1e-5)
