@@ -17,6 +17,7 @@ ARCHITECTURE_KEYS = (
     "encoder",
     "arch",
     "coord_channels",
+    "pose_probe",
     "image_size",
     "latent_dim",
     "hidden_dim",
@@ -46,6 +47,9 @@ class TrackerTrainConfig:
         rollout_weight: weight of the multi-step rollout loss beside the teacher-forced loss.
         var_weight, cov_weight: VICReg variance and covariance terms on online latents.
         head_weight: weight of the tracking head's behaviour-cloning loss.
+        pose_weight: weight of the pose probe's loss (``tracker.pose_probe``).
+        recorded_references: condition the head on the reference an episode recorded as shown
+            (DAgger rollouts) where there is one; false uses hindsight frames everywhere.
         modality_dropout: probability of dropping force (and, independently, tactile) per window.
         shift_px: random image shift (pixels) for augmentation.
         val_episodes: episodes held back from the training set for validation.
@@ -71,6 +75,8 @@ class TrackerTrainConfig:
     var_weight: float = 1.0
     cov_weight: float = 0.04
     head_weight: float = 1.0
+    pose_weight: float = 1.0
+    recorded_references: bool = True
     modality_dropout: float = 0.3
     shift_px: int = 2
     val_episodes: int = 16
@@ -90,7 +96,7 @@ class TrackerTrainConfig:
         check_range("tracker.train.weight_decay", self.weight_decay, 0.0, 1.0)
         check_range("tracker.train.ema_start", self.ema_start, 0.0, 1.0)
         check_range("tracker.train.ema_end", self.ema_end, self.ema_start, 1.0)
-        for name in ("rollout_weight", "var_weight", "cov_weight", "head_weight"):
+        for name in ("rollout_weight", "var_weight", "cov_weight", "head_weight", "pose_weight"):
             check_range(f"tracker.train.{name}", getattr(self, name), 0.0)
         check_range("tracker.train.modality_dropout", self.modality_dropout, 0.0, 1.0)
         check_range("tracker.train.shift_px", self.shift_px, 0, 16)
@@ -144,6 +150,10 @@ class TrackerConfig:
             or a local VJEPA2 checkpoint folder; "" trains from scratch.
         coord_channels: append x/y coordinate planes to the image so pooled features keep
             where things are.
+        pose_probe: train a linear probe from a latent to the gripper pose and opening seen in
+            that frame (proprio x, y, z, yaw, width), which makes the latent carry the
+            geometry; the head also gets the probe's pose of the reference minus that of the
+            current latent (where the reference wants the gripper, from the images alone).
         image_size: square image side the encoder takes, pixels.
         camera: camera whose frames are encoded.
         frame_hz: camera/record rate (Hz) the model was trained at; set from the dataset.
@@ -169,6 +179,7 @@ class TrackerConfig:
     arch: str = "test_resnet"
     encoder_weights: str = ""
     coord_channels: bool = True
+    pose_probe: bool = False
     image_size: int = 64
     camera: str = "scene"
     frame_hz: float = 20.0

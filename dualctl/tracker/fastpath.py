@@ -38,6 +38,10 @@ class FastPath:
         self.force = NumpyMLP(net.sensors.force)
         self.tactile = NumpyMLP(net.sensors.tactile)
         self.head = NumpyMLP(net.head)
+        self.pose = None
+        if net.pose is not None:
+            self.pose = (net.pose.weight.detach().numpy().T.copy(),
+                         net.pose.bias.detach().numpy().copy())  # fmt: skip
         self.stats = {k: net.stats_numpy(k) for k in ("proprio", "wrench", "tactile", "action")}
 
     def context(
@@ -66,6 +70,9 @@ class FastPath:
 
     def action(self, latent: np.ndarray, reference: np.ndarray, context: np.ndarray):
         """The head's action, denormalised to SI units (ACTION_FIELDS order)."""
-        x = np.concatenate([latent, reference, reference - latent, context])
+        inputs = [latent, reference, reference - latent, context]
+        if self.pose is not None:
+            inputs.append((reference - latent) @ self.pose[0])  # the probe's bias cancels
+        x = np.concatenate(inputs)
         a_mean, a_std = self.stats["action"]
         return self.head(x) * a_std + a_mean

@@ -123,7 +123,7 @@ class TrackerLightning(pl.LightningModule):
         rollout = net.rollout(online[:, 0], actions, context)
         predicted = net.head_action(online[:, 0], online[:, 1], context)
         variance, covariance = vicreg_terms(online.flatten(0, 1))
-        return {
+        losses = {
             "teacher": F.l1_loss(teacher, target[:, 1:]),
             "rollout": F.l1_loss(rollout, target[:, 1:]),
             "head": F.mse_loss(predicted, actions[:, 0]),
@@ -131,6 +131,9 @@ class TrackerLightning(pl.LightningModule):
             "covariance": covariance,
             "latent_std": online.flatten(0, 1).std(0),
         }
+        if net.pose is not None:
+            losses["pose"] = net.pose_error(online[:, 0], batch["proprio"][:, 0])
+        return losses
 
     def total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         c = self.train_config
@@ -140,6 +143,7 @@ class TrackerLightning(pl.LightningModule):
             + c.head_weight * losses["head"]
             + c.var_weight * losses["variance"]
             + c.cov_weight * losses["covariance"]
+            + c.pose_weight * losses.get("pose", 0.0)
         )
 
     def training_step(self, batch, batch_idx):

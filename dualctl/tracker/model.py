@@ -63,7 +63,9 @@ class TrackerNet(nn.Module):
         )
         self.context_dim = 2 * config.sensor_dim + PROPRIO_INPUTS
         self.predictor = mlp([d + ACTION_DIM + self.context_dim, h, h, d])
-        self.head = mlp([3 * d + self.context_dim, h, h, ACTION_DIM])
+        self.pose = nn.Linear(d, PROPRIO_INPUTS) if config.pose_probe else None
+        pose_inputs = PROPRIO_INPUTS if config.pose_probe else 0
+        self.head = mlp([3 * d + self.context_dim + pose_inputs, h, h, ACTION_DIM])
         for key, shape in NORMALISED.items():
             self.register_buffer(f"{key}_mean", torch.zeros(shape))
             self.register_buffer(f"{key}_std", torch.ones(shape))
@@ -124,7 +126,17 @@ class TrackerNet(nn.Module):
 
     def head_action(self, latent: torch.Tensor, reference: torch.Tensor, context: torch.Tensor):
         """Tracking head: (B, D) latent now, (B, D) reference at lookahead -> normalised action."""
-        return self.head(torch.cat([latent, reference, reference - latent, context], 1))
+        inputs = [latent, reference, reference - latent, context]
+        if self.pose is not None:
+            inputs.append(self.pose(reference) - self.pose(latent))
+        return self.head(torch.cat(inputs, 1))
+
+    def pose_error(self, latent: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
+        """The pose probe's MSE against the normalised pose and opening of raw ``proprio``."""
+        target = self.normalise("proprio", proprio)[:, :PROPRIO_INPUTS].clamp(
+            -INPUT_CLIP, INPUT_CLIP
+        )
+        return F.mse_loss(self.pose(latent), target)
 
     @torch.no_grad()
     def update_target(self, momentum: float) -> None:

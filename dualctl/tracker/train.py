@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,11 +72,26 @@ def _resume_path(resume: str, run_dir: Path) -> str | None:
 
 def _start_from(net: TrackerNet, folder: Path, config: TrackerConfig) -> None:
     """Fine-tune: take weights and normalisation statistics from the checkpoint in ``folder``
-    (the inputs keep the scale those weights were trained on)."""
+    (the inputs keep the scale those weights were trained on). A checkpoint without the pose
+    probe can start one that has it: the probe starts fresh and the head's new inputs start
+    at zero weight, so the head acts as before until training uses them."""
     start, saved = load_checkpoint(folder)
-    check_compatible(folder, saved, config)
-    net.load_state_dict(start.state_dict())
-    log.info("tracker: fine-tuning from %s", folder)
+    grows = config.pose_probe and not saved.pose_probe
+    check_compatible(folder, saved, replace(config, pose_probe=False) if grows else config)
+    state = start.state_dict()
+    if grows:
+        state = _with_pose_probe(state, net.state_dict())
+    net.load_state_dict(state)
+    log.info("tracker: fine-tuning from %s%s", folder, " (pose probe added)" if grows else "")
+
+
+def _with_pose_probe(old: dict, new: dict) -> dict:
+    """``old`` weights in ``new``'s shapes: fresh probe, zero weight on the head's new inputs."""
+    state = {**old, "pose.weight": new["pose.weight"], "pose.bias": new["pose.bias"]}
+    grown = torch.zeros_like(new["head.0.weight"])
+    grown[:, : old["head.0.weight"].shape[1]] = old["head.0.weight"]
+    state["head.0.weight"] = grown
+    return state
 
 
 def _loader(dataset: WindowDataset, batch_size: int, shuffle: bool, workers: int, seed: int):
@@ -103,7 +118,8 @@ def train_tracker(
     net.set_stats({k: train_store.stats(k, floor=STD_FLOORS[k]) for k in NORMALISED})
     if tc.init:
         _start_from(net, Path(tc.init), config)
-    offsets = window_offsets(config, stored_reference="has_reference" in store.arrays)
+    recorded = tc.recorded_references and "has_reference" in store.arrays
+    offsets = window_offsets(config, stored_reference=recorded)
     train_set = WindowDataset(train_store, offsets, require_future=config.horizon)
     log.info("tracker: %d episodes (%d val), %d windows", len(store), len(val_ids),
              len(train_set))  # fmt: skip

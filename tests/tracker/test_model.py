@@ -21,8 +21,9 @@ def small_config(*extra):
     return load_config([*SMALL, "tracker.tactile_history=3", *extra]).tracker
 
 
-def trained_parts(store, steps=5, **kw):
-    config = small_config(*[f"tracker.train.{k}={v}" for k, v in kw.items()])
+def trained_parts(store, steps=5, pose_probe=False, **kw):
+    config = small_config(f"tracker.pose_probe={pose_probe}",
+                          *[f"tracker.train.{k}={v}" for k, v in kw.items()])  # fmt: skip
     torch.manual_seed(0)
     net = TrackerNet(config)
     net.set_stats({k: store.stats(k) for k in NORMALISED})
@@ -61,10 +62,14 @@ def observation(rng, wrench_scale=1.0):
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("force_missing,tactile_missing", [(0, 0), (1, 0), (0, 1), (1, 1)])
-def test_numpy_fast_path_matches_torch(synthetic_dataset, force_missing, tactile_missing):
+@pytest.mark.parametrize(
+    "force_missing,tactile_missing,pose_probe",
+    [(0, 0, False), (1, 0, False), (0, 1, False), (1, 1, False), (0, 0, True), (1, 1, True)],
+)
+def test_numpy_fast_path_matches_torch(synthetic_dataset, force_missing, tactile_missing,
+                                       pose_probe):  # fmt: skip
     store = EpisodeStore.load(synthetic_dataset)
-    config, net = trained_parts(store)
+    config, net = trained_parts(store, pose_probe=pose_probe)
     rng = np.random.default_rng(0)
     obs = observation(rng)
     history = np.stack([obs.wrench] * config.force_history).astype(np.float32)
@@ -169,3 +174,19 @@ def test_the_head_learns_from_the_reference_it_was_shown_when_one_is_recorded(sy
                        net.normalise("action", batch["action"][:, 0]))  # fmt: skip
     assert torch.allclose(head_loss, expected, atol=1e-5)
     assert not torch.allclose(head_loss, wrong, atol=1e-5)
+
+
+def test_pose_probe_loss_pulls_the_latent_towards_the_pose(synthetic_dataset):
+    store = EpisodeStore.load(synthetic_dataset)
+    config, net = trained_parts(store, pose_probe=True)
+    module = TrackerLightning(net, config)
+    windows = WindowDataset(store, window_offsets(config), require_future=config.horizon)
+    batch = collate_arrays(windows.__getitems__(list(range(0, 400, 5))))
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=3e-3)
+    first = module.losses(batch, train=False)["pose"].item()
+    for _ in range(40):
+        loss = module.losses(batch, train=True)["pose"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert module.losses(batch, train=False)["pose"].item() < 0.5 * first
