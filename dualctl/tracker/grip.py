@@ -93,6 +93,8 @@ class SlipProbe:
         loaded = shear > LOADED_SHEAR and normal > 0.5 * self.force
         if self.carried or not loaded or previous is None or previous[1] <= LOADED_SHEAR:
             return
+        if previous[0] <= 0.0:
+            return  # shear without pressure: a glancing touch, no cone to compare
         ratio, before = shear / normal, previous[1] / previous[0]
         if abs(ratio / before - 1.0) > self.STEADY:
             return  # the load is still changing

@@ -1,6 +1,8 @@
 """The grip-force reflex: the probe finds a force that holds without breaking, the wrapper owns
 the grasp only while the head closes, and it runs in the tracker only with tactile input."""
 
+import warnings
+
 import numpy as np
 import pytest
 from dualctl.sim.config import SimConfig
@@ -35,6 +37,15 @@ def test_slip_probe_ends_between_hold_and_break_force(weight, mu):
             break
     assert probe.carried
     assert max(hold, 20.0) <= probe.force <= max(1.6 * hold, 1.6 * 20.0)
+
+
+def test_slip_probe_ignores_shear_felt_without_pressure():
+    probe = SlipProbe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a division by the zero normal would warn
+        probe.step(0.0, 5.0)
+        force = probe.step(probe.force, 5.0)
+    assert force == probe.force and not probe.carried
 
 
 def tactile(normal: float, shear: float) -> np.ndarray:
