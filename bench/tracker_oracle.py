@@ -1,13 +1,18 @@
 """Closed-loop tracking in sim with an oracle reference: for each (task, seed, split) the
 scripted expert runs first, its recorded frames are encoded, and the tracker follows those
-latents in time (reference = expert latent at now + lookahead, linearly interpolated, held at
-the end). A synchronous loop on a virtual clock: ``act`` at ``--rate`` Hz, ``encode`` whenever
+latents (reference = expert latent at lookahead after the point of the expert's timeline the
+robot is at, linearly interpolated, held at the end). That point is the clock (``--align
+clock``: the robot must keep the expert's pace, and a late robot is shown frames further and
+further ahead) or the robot's state (``--align state``, the default: the expert step whose
+gripper pose best matches the robot's, as the runtime's oracle planner aligns, and as a planner
+conditioned on the current frame would). A synchronous loop on a virtual clock: ``act`` at ``--rate`` Hz, ``encode`` whenever
 the SimBody has rendered a new camera frame. Arms: the full tracker, and (on Fragile and
 Slippery) the same checkpoint without the grip reflex (the head's own grip force) and with
 force and tactile dropped (which also turns the reflex off).
 
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
-        [--episodes 20] [--seed 1000] [--split train] [--rate 200] [--json PATH]
+        [--episodes 20] [--seed 1000] [--split train] [--align state] [--rate 200]
+        [--json PATH]
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dualctl.data.episode import atomic_write_text
+from dualctl.eval.references import StateAlignment
 from dualctl.eval.stats import wilson_interval
 from dualctl.tracker.jepa import JepaTracker, load_tracker
 
@@ -53,12 +59,14 @@ def interpolate(times: np.ndarray, latents: np.ndarray, t: float) -> np.ndarray:
 
 
 async def follow(tracker: JepaTracker, task: str, seed: int, config: SimConfig,
-                 times: np.ndarray, latents: np.ndarray, rate_hz: float):  # fmt: skip
+                 expert, latents: np.ndarray, rate_hz: float, align: str):  # fmt: skip
     clock = [0.0]
     body = SimBody(task, seed, config, now=lambda: clock[0])
     await body.connect()
     tracker.reset()
     latent, image_stamp = None, None
+    times = expert.timestamp
+    alignment = StateAlignment(expert.proprio) if align == "state" else None
     try:
         while True:
             obs = await body.observe()
@@ -67,7 +75,8 @@ async def follow(tracker: JepaTracker, task: str, seed: int, config: SimConfig,
             stamp = obs.stamps["image/scene"]
             if stamp != image_stamp:
                 latent, image_stamp = tracker.encode(obs.images["scene"][None])[0], stamp
-            reference = interpolate(times, latents, obs.timestamp + tracker.lookahead_s)
+            now = obs.timestamp if alignment is None else times[alignment.step(obs.proprio)]
+            reference = interpolate(times, latents, now + tracker.lookahead_s)
             await body.act(tracker.act(obs, latent, reference))
             clock[0] += 1.0 / rate_hz
     finally:
@@ -81,6 +90,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1000, help="first seed (0..149 trained)")
     parser.add_argument("--split", default="train", choices=("train", "heldout"))
+    parser.add_argument("--align", default="state", choices=("state", "clock"))
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--json", default=str(RESULTS / "tracker_oracle.json"))
     args = parser.parse_args()
@@ -100,8 +110,8 @@ def main() -> None:
             for arm, tracker in trackers.items():
                 if arm != "full" and task not in ABLATED_TASKS:
                     continue
-                status = asyncio.run(follow(tracker, task, seed, config, expert.timestamp,
-                                            latents, args.rate))  # fmt: skip
+                status = asyncio.run(follow(tracker, task, seed, config, expert, latents,
+                                            args.rate, args.align))  # fmt: skip
                 outcomes[(task, arm)].append(
                     {
                         "seed": seed,
@@ -121,7 +131,8 @@ def main() -> None:
             )
     table = Table(
         title=f"oracle-reference closed loop, {args.split} split, seeds "
-        f"{args.seed}..{args.seed + args.episodes - 1}, act at {args.rate:g} Hz"
+        f"{args.seed}..{args.seed + args.episodes - 1}, act at {args.rate:g} Hz, "
+        f"reference aligned by {args.align}"
     )
     for column in ("task", "arm", "success", "rate", "Wilson 95 %", "expert", "failures"):
         table.add_column(column)
@@ -147,7 +158,7 @@ def main() -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(args.json), json.dumps({
         "checkpoint": args.checkpoint, "split": args.split, "first_seed": args.seed,
-        "rate_hz": args.rate, "seconds": time.monotonic() - started, "cells": cells,
+        "rate_hz": args.rate, "align": args.align, "seconds": time.monotonic() - started, "cells": cells,
     }, indent=2))  # fmt: skip
 
 

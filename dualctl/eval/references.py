@@ -70,12 +70,33 @@ class GoalPlanner(_ExpertPlanner):
 _MATCH_WEIGHTS = np.array([1.0, 1.0, 1.0, 0.05, 1.0])
 
 
+class StateAlignment:
+    """Where the robot is on an expert's rollout: the expert step whose end-effector pose and
+    finger opening best match the robot's proprio, never earlier than the last match.
+
+    Args:
+        expert_proprio: (T, PROPRIO_DIM) the expert's recorded proprio (SI units).
+    """
+
+    def __init__(self, expert_proprio: np.ndarray):
+        self.poses = np.asarray(expert_proprio[:, :5], np.float64)
+        self.last = 0
+
+    def reset(self) -> None:
+        self.last = 0
+
+    def step(self, proprio: np.ndarray) -> int:
+        """Index of the expert step that best matches ``proprio`` (monotone in calls)."""
+        gaps = (self.poses[self.last :] - proprio[:5]) * _MATCH_WEIGHTS
+        self.last += int(np.argmin(np.linalg.norm(gaps, axis=1)))
+        return self.last
+
+
 class OraclePlanner(_ExpertPlanner):
-    """The expert's recorded future from where the robot is now: the expert step whose
-    end-effector pose and finger opening best match the observation's (never earlier than the
-    last match), then the expert's frames at the plan's frame offsets after it, held at its
-    last frame. Aligning by state rather than by clock keeps the oracle meaningful when the
-    robot is slower than the expert, as a planner conditioned on the current frame would be."""
+    """The expert's recorded future from where the robot is now (:class:`StateAlignment`), at
+    the plan's frame offsets after the matched step, held at its last frame. Aligning by state
+    rather than by clock keeps the oracle meaningful when the robot is slower than the expert,
+    as a planner conditioned on the current frame would be."""
 
     def __init__(
         self,
@@ -85,15 +106,12 @@ class OraclePlanner(_ExpertPlanner):
         camera: str = "scene",
     ):
         super().__init__(expert, horizon, horizon_s, camera)
-        self.poses = np.asarray(expert.proprio[:, :5], np.float64)
+        self.alignment = StateAlignment(expert.proprio)
         self.step_s = float(np.median(np.diff(self.times))) if len(self.times) > 1 else 1.0
-        self._last = 0
 
     def progress(self, observation: Observation) -> int:
         """Index of the expert step that best matches the observation (monotone)."""
-        gaps = (self.poses[self._last :] - observation.proprio[:5]) * _MATCH_WEIGHTS
-        self._last += int(np.argmin(np.linalg.norm(gaps, axis=1)))
-        return self._last
+        return self.alignment.step(observation.proprio)
 
     def plan(self, observation: Observation, instruction: str) -> Plan:
         offsets = self._frame_times(observation) - observation.timestamp
