@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dualctl.errors import check_choice, check_range
+from dualctl.errors import ConfigError, check_choice, check_range
 
 #: Fields that decide the weights' shapes or what they were trained to do; a checkpoint only
 #: loads under the same values.
@@ -34,11 +34,13 @@ MODALITIES = ("force", "tactile")
 
 @dataclass
 class TrackerTrainConfig:
-    """How ``dualctl train tracker`` trains (JEPA + tracking head, one Lightning run).
+    """How ``dualctl train tracker`` trains: JEPA + tracking head in one Lightning run, then
+    optionally the head alone on the frozen encoder's latents (:mod:`dualctl.tracker.head_stage`).
 
     Attributes:
         batch_size: windows per step.
-        max_steps: optimiser steps.
+        max_steps: optimiser steps of the joint run; 0 skips it (only with ``init``: refit
+            the head of that checkpoint in the head stage, e.g. on a DAgger round's data).
         max_minutes: wall-clock cap (min); training stops early and exports when reached.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
@@ -62,6 +64,9 @@ class TrackerTrainConfig:
         init: "" (fresh weights) or a tracker checkpoint folder to fine-tune from (its weights
             and normalisation statistics; its architecture keys must match), e.g. a DAgger
             round on top of the behaviour-cloned checkpoint.
+        head_steps: steps of the head stage after the joint run (0 = none).
+        head_batch_size: steps of data per head-stage batch.
+        head_lr: peak AdamW learning rate of the head stage (one-cycle schedule).
     """
 
     batch_size: int = 32
@@ -87,10 +92,17 @@ class TrackerTrainConfig:
     reference_max_s: float = 0.0
     max_episodes: int = 0
     init: str = ""
+    head_steps: int = 0
+    head_batch_size: int = 256
+    head_lr: float = 1e-3
 
     def __post_init__(self):
         check_range("tracker.train.batch_size", self.batch_size, 1)
-        check_range("tracker.train.max_steps", self.max_steps, 1)
+        check_range("tracker.train.max_steps", self.max_steps, 0)
+        if self.max_steps == 0 and not (self.init and self.head_steps):
+            raise ConfigError("tracker.train.max_steps", 0,
+                              "at least 1, or 0 with tracker.train.init and head_steps set "
+                              "(refit only the head of that checkpoint)")  # fmt: skip
         check_range("tracker.train.max_minutes", self.max_minutes, 0.1)
         check_range("tracker.train.lr", self.lr, 1e-7, 1.0)
         check_range("tracker.train.weight_decay", self.weight_decay, 0.0, 1.0)
@@ -105,6 +117,9 @@ class TrackerTrainConfig:
         check_range("tracker.train.val_every", self.val_every, 1)
         check_range("tracker.train.reference_min_s", self.reference_min_s, 0.0, 10.0)
         check_range("tracker.train.reference_max_s", self.reference_max_s, 0.0, 10.0)
+        check_range("tracker.train.head_steps", self.head_steps, 0)
+        check_range("tracker.train.head_batch_size", self.head_batch_size, 1)
+        check_range("tracker.train.head_lr", self.head_lr, 1e-7, 1.0)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from dualctl.data.episode import atomic_write_text
 from dualctl.errors import ConfigError, DataError
 from dualctl.tracker.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from dualctl.tracker.config import TrackerConfig
+from dualctl.tracker.head_stage import cache_features, train_head
 from dualctl.tracker.lit import TrackerLightning, window_offsets
 from dualctl.tracker.model import NORMALISED, STD_FLOORS, TrackerNet
 
@@ -127,6 +128,32 @@ def train_tracker(
     if val_ids:
         val_set = WindowDataset(store.subset(val_ids), offsets, require_future=config.horizon)
         val_loader = _loader(val_set, tc.batch_size, False, trainer_config.num_workers, seed)
+    metrics: dict[str, float] = {}
+    steps = 0
+    if tc.max_steps:
+        trainer = _fit(net, config, train_set, val_loader, run_dir, seed, trainer_config)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        steps = trainer.global_step
+        if trainer.global_rank != 0:
+            return TrainResult(Path(), time.monotonic() - started, steps, metrics)
+    if tc.head_steps:
+        metrics.update(_head_stage(net, config, train_store,
+                                   store.subset(val_ids) if val_ids else None, seed))  # fmt: skip
+    export = Path(tc.export) if tc.export else run_dir / "export"
+    seconds = time.monotonic() - started
+    save_checkpoint(export, net.cpu(), config)
+    summary = {"seconds": seconds, "steps": steps, "head_steps": tc.head_steps,
+               "data": str(data), "episodes": len(store), "seed": seed,
+               "metrics": metrics}  # fmt: skip
+    atomic_write_text(export / "train_summary.json", json.dumps(summary, indent=2))
+    log.info("tracker: %d + %d head steps in %.0f s, exported to %s", steps, tc.head_steps,
+             seconds, export)  # fmt: skip
+    return TrainResult(export, seconds, steps, metrics)
+
+
+def _fit(net, config, train_set, val_loader, run_dir, seed, trainer_config) -> pl.Trainer:
+    """The joint JEPA + head run with Lightning."""
+    tc = config.train
     trainer = pl.Trainer(
         accelerator=trainer_config.accelerator,
         devices=trainer_config.devices,
@@ -161,14 +188,13 @@ def train_tracker(
         val_dataloaders=val_loader,
         ckpt_path=_resume_path(tc.resume, run_dir),
     )  # fmt: skip
-    export = Path(tc.export) if tc.export else run_dir / "export"
-    seconds = time.monotonic() - started
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    if trainer.global_rank == 0:
-        save_checkpoint(export, net.cpu(), config)
-        summary = {"seconds": seconds, "steps": trainer.global_step, "data": str(data),
-                   "episodes": len(store), "seed": seed, "metrics": metrics}  # fmt: skip
-        atomic_write_text(export / "train_summary.json", json.dumps(summary, indent=2))
-        log.info("tracker: %d steps in %.0f s, exported to %s", trainer.global_step, seconds,
-                 export)  # fmt: skip
-    return TrainResult(export, seconds, trainer.global_step, metrics)
+    return trainer
+
+
+def _head_stage(net, config, train_store, val_store, seed) -> dict[str, float]:
+    """The head alone on the frozen encoder's latents (:mod:`dualctl.tracker.head_stage`)."""
+    log.info("tracker: head stage, %d steps on cached latents", config.train.head_steps)
+    net.cpu()
+    features = cache_features(net, train_store, config)
+    val = cache_features(net, val_store, config) if val_store is not None else None
+    return train_head(net, features, config, val, seed)

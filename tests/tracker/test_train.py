@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from dualctl.cli import main
 from dualctl.config import load_config
@@ -137,3 +138,26 @@ def test_init_from_a_mismatched_checkpoint_is_refused(trained, synthetic_dataset
                    "tracker.latent_dim=32", f"tracker.train.init={trained / 'export'}"])  # fmt: skip
     assert status == 2
     assert not (tmp_path / "tracker" / "export").exists()
+
+
+def test_head_stage_refits_only_the_head_and_lowers_its_loss(trained, synthetic_dataset, tmp_path):
+    status = main(["train", "tracker", f"data={synthetic_dataset}", f"out={tmp_path}", *SMALL,
+                   "tracker.train.max_steps=0", "tracker.train.head_steps=300",
+                   f"tracker.train.init={trained / 'export'}"])  # fmt: skip
+    assert status == 0
+    export = tmp_path / "tracker" / "export"
+    summary = json.loads((export / "train_summary.json").read_text())
+    assert summary["steps"] == 0 and summary["head_steps"] == 300
+    metrics = summary["metrics"]
+    assert metrics["head_stage/val_head"] < metrics["head_stage/val_head_before"]
+    start, refit = load_checkpoint(trained / "export")[0], load_checkpoint(export)[0]
+    refit_state = refit.state_dict()
+    changed = {k for k, v in start.state_dict().items() if not torch.equal(v, refit_state[k])}
+    assert changed and all(key.startswith("head.") for key in changed)
+
+
+def test_head_only_refit_needs_a_checkpoint(synthetic_dataset, tmp_path, capsys):
+    status = main(["train", "tracker", f"data={synthetic_dataset}", f"out={tmp_path}", *SMALL,
+                   "tracker.train.max_steps=0", "tracker.train.head_steps=10"])  # fmt: skip
+    assert status == 2
+    assert "tracker.train.max_steps" in capsys.readouterr().err
