@@ -133,9 +133,12 @@ class GripReflex:
     motion. When the head opens the gripper the probe starts afresh.
 
     The open/closed decision has hysteresis, since the head's width output is a regression
-    that wanders between the two; the probe sees the touch averaged over the last
-    ``AVERAGE_S`` before each step (one contact reading fluctuates by tens of percent; a
-    longer average would mix in the squeeze still rising after a force change).
+    that wanders between the two. Landing is checked every tick on the touch averaged over the
+    last ``AVERAGE_S``; each probe step sees the median touch over the probe period: a
+    contact sliding along the pads chatters (readings that drop to zero or jump to twice the
+    squeeze a few times a second), and one such reading in a short average made the probe
+    see an unsteady load for step after step (stalling its raises while the fingers slid off)
+    or a sudden drop of shear (calling a sliding object carried).
     """
 
     #: Head width commands (fraction of the stroke) below which it means "close", above which
@@ -174,15 +177,15 @@ class GripReflex:
 
     def _step_probe(self, tactile: np.ndarray, time_s: float) -> None:
         self._felt.append((time_s, *felt_forces(tactile)))
-        while self._felt[0][0] < time_s - self.AVERAGE_S:
+        while self._felt[0][0] < time_s - self.period_s:
             self._felt.popleft()
         if self.landed_at is None:  # checked every tick: the arm stops at once on contact
-            normal = sum(f[1] for f in self._felt) / len(self._felt)
-            if normal >= 0.9 * self.probe.force:
+            recent = [f[1] for f in self._felt if f[0] >= time_s - self.AVERAGE_S]
+            if sum(recent) / len(recent) >= 0.9 * self.probe.force:
                 self.landed_at = time_s
         if time_s - self._step_time < self.period_s:
             return
-        normal, shear = np.mean([f[1:] for f in self._felt], axis=0)
+        normal, shear = np.median([f[1:] for f in self._felt], axis=0)
         if self.landed_at is not None and time_s - self.landed_at >= self.SETTLE_S:
             self.probe.step(normal, shear)
         self._step_time = time_s
