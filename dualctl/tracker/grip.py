@@ -20,8 +20,15 @@ import collections
 
 import numpy as np
 
-from dualctl.types import GRIPPER_FORCE_RANGE, GRIPPER_STROKE_M, Action, GripperCommand
+from dualctl.types import (
+    GRIPPER_FORCE_RANGE,
+    GRIPPER_STROKE_M,
+    PROPRIO_FIELDS,
+    Action,
+    GripperCommand,
+)
 
+PROPRIO_Z, PROPRIO_VZ = PROPRIO_FIELDS.index("ee_z"), PROPRIO_FIELDS.index("ee_vz")
 #: Force raise per step while slipping: at most this far above the hold force, so it stays
 #: under the break force (>= 1.6 x hold in every sim split).
 GROW = 1.25
@@ -33,6 +40,12 @@ PROBE_SPEED = 0.02
 RESUME_ACCEL = 0.8
 #: Shear (N per finger) below which the object is not loaded yet (the table still carries it).
 LOADED_SHEAR = 0.3
+#: A carried object counts as set down once the head has asked to move down at more than
+#: SET_DOWN_SPEED (m/s) for SET_DOWN_S (s) more than not, each time while the arm moved down
+#: slower than a fifth of the asked speed.
+SET_DOWN_SPEED, SET_DOWN_S = 0.005, 0.3
+#: After letting go the reflex lifts the open hand this far (m) at RETREAT_SPEED (m/s).
+RETREAT_M, RETREAT_SPEED = 0.04, 0.05
 
 
 def felt_forces(tactile: np.ndarray) -> tuple[float, float]:
@@ -132,6 +145,13 @@ class GripReflex:
     load; the head's own small motions would read as slip), then a ramp back to the head's
     motion. When the head opens the gripper the probe starts afresh.
 
+    Letting go is the other event touch and motion tell at once: when the head lowers a carried
+    object and the arm stops although the head still asks to go down (:data:`SET_DOWN_S`),
+    something carries the object, and the reflex opens the hand and lifts it clear
+    (:data:`RETREAT_M`) before the head has the arm again. A head cloned from demonstrations
+    is slow to make that decision itself: its width output drifts towards "open" without
+    crossing the hysteresis band, and the hand stays closed on a placed object.
+
     The open/closed decision has hysteresis, since the head's width output is a regression
     that wanders between the two. Landing is checked every tick on the touch averaged over the
     last ``AVERAGE_S``; each probe step sees the median touch over the probe period: a
@@ -156,6 +176,9 @@ class GripReflex:
     def reset(self) -> None:
         self.probe: SlipProbe | None = None
         self.landed_at: float | None = None
+        self.released_at_z: float | None = None
+        self.probe_force = GRIPPER_FORCE_RANGE[0]
+        self._pushing_s = 0.0
         self._step_time = -np.inf
         self._felt: collections.deque = collections.deque()
         self._vz = 0.0
@@ -163,7 +186,9 @@ class GripReflex:
 
     @property
     def state(self) -> str:
-        """ "open", "closing", "probing" or "carrying"."""
+        """ "open", "closing", "probing", "carrying" or "releasing"."""
+        if self.released_at_z is not None:
+            return "releasing"
         if self.probe is None:
             return "open"
         if self.probe.carried:
@@ -202,11 +227,46 @@ class GripReflex:
                 velocity[2] = PROBE_SPEED
         return velocity
 
-    def __call__(self, action: Action, tactile: np.ndarray, time_s: float) -> Action:
+    def _set_down(self, head_vz: float, proprio: np.ndarray | None, dt: float) -> bool:
+        """Whether the carried object has been held down on a support for SET_DOWN_S: time
+        pushing counts up, time not pushing counts down (the head's command flickers)."""
+        pushing = (
+            proprio is not None
+            and head_vz < -SET_DOWN_SPEED
+            and proprio[PROPRIO_VZ] > 0.2 * head_vz
+        )
+        self._pushing_s = max(0.0, self._pushing_s + (dt if pushing else -dt))
+        return self._pushing_s >= SET_DOWN_S
+
+    def _retreat(self, action: Action, proprio: np.ndarray | None) -> Action | None:
+        """Open and lift clear after a set-down; None once clear (the head acts again)."""
+        if proprio is None or proprio[PROPRIO_Z] >= self.released_at_z + RETREAT_M:
+            self.released_at_z = None
+            return None
+        velocity = np.array([0.0, 0.0, RETREAT_SPEED, 0.0], np.float32)
+        gripper = GripperCommand(GRIPPER_STROKE_M, action.gripper.speed_mps, self.probe_force)
+        return Action(velocity, gripper, action.timestamp)
+
+    def __call__(
+        self,
+        action: Action,
+        tactile: np.ndarray,
+        time_s: float,
+        proprio: np.ndarray | None = None,
+    ) -> Action:
         """The head's ``action`` with the grasp set by touch; ``tactile`` the current taxels,
-        ``time_s`` the observation time (s)."""
+        ``time_s`` the observation time (s), ``proprio`` the current proprio vector (without
+        it a set-down is never detected)."""
         dt = 0.0 if self._time is None else max(time_s - self._time, 0.0)
         self._time = time_s
+        if self.released_at_z is not None:
+            retreat = self._retreat(action, proprio)
+            if retreat is not None:
+                return retreat
+        if self.state == "carrying" and self._set_down(float(action.ee_velocity[2]), proprio, dt):
+            self.released_at_z, self.probe_force = float(proprio[PROPRIO_Z]), self.probe.force
+            self.probe, self.landed_at, self._pushing_s = None, None, 0.0
+            return self._retreat(action, proprio)
         if not self._closing(action.gripper.width_m):
             self.probe, self.landed_at = None, None
             self._vz = float(action.ee_velocity[2])

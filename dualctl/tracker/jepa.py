@@ -106,7 +106,9 @@ class JepaTracker(Tracker):
             vector = self.mpc.plan(latent, reference, context, start) * a_std + a_mean
         action = Action.from_array(vector, timestamp=observation.timestamp)
         if self.grip_reflex is not None:
-            action = self.grip_reflex(action, observation.tactile, observation.timestamp)
+            action = self.grip_reflex(
+                action, observation.tactile, observation.timestamp, observation.proprio
+            )
         return Action(action.ee_velocity, action.gripper.clipped(), action.timestamp)
 
 

@@ -10,9 +10,23 @@ from dualctl.sim.experts import Expert, run_blind
 from dualctl.sim.tasks import sample_variation
 from dualctl.sim.world import World
 
-from dualctl.tracker.grip import PROBE_SPEED, GripReflex, SlipProbe
+from dualctl.tracker.grip import (
+    PROBE_SPEED,
+    RETREAT_M,
+    RETREAT_SPEED,
+    SET_DOWN_S,
+    GripReflex,
+    SlipProbe,
+)
 from dualctl.tracker.jepa import JepaTracker
-from dualctl.types import GRIPPER_STROKE_M, TACTILE_SHAPE, Action, GripperCommand
+from dualctl.types import (
+    GRIPPER_STROKE_M,
+    PROPRIO_DIM,
+    PROPRIO_FIELDS,
+    TACTILE_SHAPE,
+    Action,
+    GripperCommand,
+)
 
 from .test_model import small_config, trained_parts
 
@@ -119,3 +133,40 @@ def test_tracker_runs_the_reflex_only_with_tactile(synthetic_dataset):
     assert JepaTracker(net, small_config()).grip_reflex is not None
     assert JepaTracker(net, small_config("tracker.grip_reflex=false")).grip_reflex is None
     assert JepaTracker(net, small_config("tracker.drop_tactile=true")).grip_reflex is None
+
+
+def carrying_reflex() -> GripReflex:
+    reflex = GripReflex(period_s=0.05)
+    reflex(head_action(0.0), tactile(20, 0), 0.0)
+    reflex.probe.carried = True  # as after a probe that found the holding force
+    assert reflex.state == "carrying"
+    return reflex
+
+
+def proprio(z: float, vz: float) -> np.ndarray:
+    state = np.zeros(PROPRIO_DIM, np.float32)
+    state[PROPRIO_FIELDS.index("ee_z")], state[PROPRIO_FIELDS.index("ee_vz")] = z, vz
+    return state
+
+
+def test_reflex_lets_go_of_an_object_held_down_on_a_support_and_lifts_clear():
+    reflex, t = carrying_reflex(), 0.0
+    while reflex.state == "carrying" and t < 2.0:
+        t += 0.005
+        action = reflex(head_action(0.01, vz=-0.05), tactile(20, 1), t, proprio(0.03, 0.0))
+    assert SET_DOWN_S <= t <= SET_DOWN_S + 0.02
+    assert reflex.state == "releasing" and action.gripper.width_m == GRIPPER_STROKE_M
+    assert np.allclose(action.ee_velocity, [0.0, 0.0, RETREAT_SPEED, 0.0])
+    still = reflex(head_action(0.01, vz=-0.05), tactile(0, 0), t + 0.1, proprio(0.05, 0.05))
+    assert still.gripper.width_m == GRIPPER_STROKE_M  # 2 cm up: not clear yet
+    back = reflex(head_action(0.09, vz=-0.05), tactile(0, 0), t + 0.2, proprio(0.03 + RETREAT_M, 0))
+    assert reflex.state == "open" and back.ee_velocity[2] == pytest.approx(-0.05)
+
+
+@pytest.mark.parametrize("measured_vz", [-0.05, None])
+def test_reflex_keeps_an_object_lowered_in_free_space_or_without_proprio(measured_vz):
+    reflex = carrying_reflex()
+    for step in range(1, 400):
+        state = None if measured_vz is None else proprio(0.1, measured_vz)
+        action = reflex(head_action(0.01, vz=-0.05), tactile(20, 1), step * 0.005, state)
+    assert reflex.state == "carrying" and action.gripper.width_m == 0.0
