@@ -12,6 +12,7 @@ force and tactile dropped (which also turns the reflex off).
 
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
         [--episodes 20] [--seed 1000] [--split train] [--align state] [--rate 200]
+        [--arms full,no reflex,no force/tactile]
         [--json PATH]
 """
 
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1000, help="first seed (0..149 trained)")
     parser.add_argument("--split", default="train", choices=("train", "heldout"))
+    parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset of arms")
     parser.add_argument("--align", default="state", choices=("state", "clock"))
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--json", default=str(RESULTS / "tracker_oracle.json"))
@@ -97,7 +99,10 @@ def main() -> None:
     torch.set_num_threads(1)
     config = SimConfig(split=args.split)
     trackers = {}
-    for arm, (modalities, reflex) in ARMS.items():
+    for arm in args.arms.split(","):
+        if arm not in ARMS:
+            parser.error(f"--arms: {arm!r} is not one of {list(ARMS)}")
+        modalities, reflex = ARMS[arm]
         trackers[arm] = load_tracker(args.checkpoint, modalities=modalities)
         trackers[arm].grip_reflex = trackers[arm].grip_reflex if reflex else None
     outcomes: dict[tuple[str, str], list] = collections.defaultdict(list)
@@ -106,7 +111,7 @@ def main() -> None:
     for task in args.tasks.split(","):
         for seed in range(args.seed, args.seed + args.episodes):
             expert = run_expert(task, seed, args.split, config)
-            latents = trackers["full"].encode(expert.images["scene"])
+            latents = next(iter(trackers.values())).encode(expert.images["scene"])
             for arm, tracker in trackers.items():
                 if arm != "full" and task not in ABLATED_TASKS:
                     continue
