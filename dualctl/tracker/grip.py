@@ -44,6 +44,10 @@ LOADED_SHEAR = 0.3
 #: SET_DOWN_SPEED (m/s) for SET_DOWN_S (s) more than not, each time while the arm moved down
 #: slower than a fifth of the asked speed.
 SET_DOWN_SPEED, SET_DOWN_S = 0.005, 0.3
+#: Or once it is back within PICK_HEIGHT_TOLERANCE_M (m) of the height it was picked at, after
+#: a lift of at least LIFTED_M (m): the support it stood on is there (the head, still
+#: tracking, can bob on it for seconds without pushing steadily).
+PICK_HEIGHT_TOLERANCE_M, LIFTED_M = 0.006, 0.02
 #: After letting go the reflex lifts the open hand this far (m) at RETREAT_SPEED (m/s).
 RETREAT_M, RETREAT_SPEED = 0.04, 0.05
 
@@ -147,8 +151,9 @@ class GripReflex:
 
     Letting go is the other event touch and motion tell at once: when the head lowers a carried
     object and the arm stops although the head still asks to go down (:data:`SET_DOWN_S`),
-    something carries the object, and the reflex opens the hand and lifts it clear
-    (:data:`RETREAT_M`) before the head has the arm again. A head cloned from demonstrations
+    something carries the object; so it does when the head brings the object back to the
+    height it was picked from (the support it stood on). The reflex then opens
+    the hand and lifts it clear (:data:`RETREAT_M`) before the head has the arm again. A head cloned from demonstrations
     is slow to make that decision itself: its width output drifts towards "open" without
     crossing the hysteresis band, and the hand stays closed on a placed object.
 
@@ -179,6 +184,8 @@ class GripReflex:
         self.released_at_z: float | None = None
         self.probe_force = GRIPPER_FORCE_RANGE[0]
         self._pushing_s = 0.0
+        self.grasp_z: float | None = None
+        self._lifted = False
         self._step_time = -np.inf
         self._felt: collections.deque = collections.deque()
         self._vz = 0.0
@@ -227,15 +234,18 @@ class GripReflex:
                 velocity[2] = PROBE_SPEED
         return velocity
 
-    def _set_down(self, head_vz: float, proprio: np.ndarray | None, dt: float) -> bool:
-        """Whether the carried object has been held down on a support for SET_DOWN_S: time
-        pushing counts up, time not pushing counts down (the head's command flickers)."""
-        pushing = (
-            proprio is not None
-            and head_vz < -SET_DOWN_SPEED
-            and proprio[PROPRIO_VZ] > 0.2 * head_vz
-        )
-        self._pushing_s = max(0.0, self._pushing_s + (dt if pushing else -dt))
+    def _set_down(self, head: np.ndarray, proprio: np.ndarray | None, dt: float) -> bool:
+        """Whether the carried object has been set down for SET_DOWN_S: held down on a
+        support, or brought back to the height it was picked from. Time in either counts up,
+        time in neither counts down (the head's command flickers)."""
+        if proprio is None:
+            return False
+        z = float(proprio[PROPRIO_Z])
+        if self.grasp_z is not None and z >= self.grasp_z + LIFTED_M:
+            self._lifted = True
+        pushing = head[2] < -SET_DOWN_SPEED and proprio[PROPRIO_VZ] > 0.2 * head[2]
+        back_down = self._lifted and z <= self.grasp_z + PICK_HEIGHT_TOLERANCE_M
+        self._pushing_s = max(0.0, self._pushing_s + (dt if pushing or back_down else -dt))
         return self._pushing_s >= SET_DOWN_S
 
     def _retreat(self, action: Action, proprio: np.ndarray | None) -> Action | None:
@@ -263,17 +273,22 @@ class GripReflex:
             retreat = self._retreat(action, proprio)
             if retreat is not None:
                 return retreat
-        if self.state == "carrying" and self._set_down(float(action.ee_velocity[2]), proprio, dt):
+        if self.state == "carrying" and self._set_down(action.ee_velocity, proprio, dt):
             self.released_at_z, self.probe_force = float(proprio[PROPRIO_Z]), self.probe.force
             self.probe, self.landed_at, self._pushing_s = None, None, 0.0
+            self.grasp_z, self._lifted = None, False
             return self._retreat(action, proprio)
         if not self._closing(action.gripper.width_m):
             self.probe, self.landed_at = None, None
+            self.grasp_z, self._lifted = None, False
             self._vz = float(action.ee_velocity[2])
             return action
         if self.probe is None:
             self.probe, self._step_time = SlipProbe(), -np.inf
+        landed = self.landed_at is not None
         self._step_probe(tactile, time_s)
+        if not landed and self.landed_at is not None and proprio is not None:
+            self.grasp_z = float(proprio[PROPRIO_Z])
         velocity = self._velocity(action.ee_velocity, time_s, dt)
         self._vz = float(velocity[2])
         gripper = GripperCommand(0.0, action.gripper.speed_mps, self.probe.force)

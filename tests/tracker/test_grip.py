@@ -135,12 +135,17 @@ def test_tracker_runs_the_reflex_only_with_tactile(synthetic_dataset):
     assert JepaTracker(net, small_config("tracker.drop_tactile=true")).grip_reflex is None
 
 
-def carrying_reflex() -> GripReflex:
+def carrying_reflex(picked_at_z: float = 0.03) -> GripReflex:
     reflex = GripReflex(period_s=0.05)
-    reflex(head_action(0.0), tactile(20, 0), 0.0)
+    reflex(head_action(0.0), tactile(20, 0), 0.0, proprio(picked_at_z, 0.0))
+    assert reflex.grasp_z == pytest.approx(picked_at_z)  # the fingers pressed at once: landed here
     reflex.probe.carried = True  # as after a probe that found the holding force
     assert reflex.state == "carrying"
     return reflex
+
+
+def still(width: float = 0.01) -> Action:
+    return Action(np.zeros(4, np.float32), GripperCommand(width, 0.05, 80.0))
 
 
 def proprio(z: float, vz: float) -> np.ndarray:
@@ -170,3 +175,17 @@ def test_reflex_keeps_an_object_lowered_in_free_space_or_without_proprio(measure
         state = None if measured_vz is None else proprio(0.1, measured_vz)
         action = reflex(head_action(0.01, vz=-0.05), tactile(20, 1), step * 0.005, state)
     assert reflex.state == "carrying" and action.gripper.width_m == 0.0
+
+
+def test_reflex_lets_go_where_the_object_was_picked_from_only_after_a_lift():
+    reflex = carrying_reflex(picked_at_z=0.03)
+    for step in range(1, 200):  # still just above the pick height, never lifted: keep holding
+        reflex(still(), tactile(20, 1), step * 0.005, proprio(0.032, 0.0))
+    assert reflex.state == "carrying"
+    reflex(head_action(0.01, vz=0.05), tactile(20, 1), 1.0, proprio(0.06, 0.05))  # carried up
+    t = 1.0
+    while reflex.state == "carrying" and t < 3.0:
+        t += 0.005
+        action = reflex(still(), tactile(20, 1), t, proprio(0.034, 0.0))
+    assert reflex.state == "releasing" and t - 1.0 == pytest.approx(SET_DOWN_S, abs=0.01)
+    assert action.gripper.width_m == GRIPPER_STROKE_M
