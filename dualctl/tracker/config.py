@@ -67,6 +67,8 @@ class TrackerTrainConfig:
         head_steps: steps of the head stage after the joint run (0 = none).
         head_batch_size: steps of data per head-stage batch.
         head_lr: peak AdamW learning rate of the head stage (one-cycle schedule).
+        head_copies: latents cached per frame for the head stage: the frame as it is, plus
+            copies shifted by up to ``shift_px`` (augmentation).
     """
 
     batch_size: int = 32
@@ -95,6 +97,7 @@ class TrackerTrainConfig:
     head_steps: int = 0
     head_batch_size: int = 256
     head_lr: float = 1e-3
+    head_copies: int = 4
 
     def __post_init__(self):
         check_range("tracker.train.batch_size", self.batch_size, 1)
@@ -120,6 +123,7 @@ class TrackerTrainConfig:
         check_range("tracker.train.head_steps", self.head_steps, 0)
         check_range("tracker.train.head_batch_size", self.head_batch_size, 1)
         check_range("tracker.train.head_lr", self.head_lr, 1e-7, 1.0)
+        check_range("tracker.train.head_copies", self.head_copies, 1, 64)
 
 
 @dataclass

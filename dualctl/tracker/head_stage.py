@@ -4,7 +4,9 @@ Why: a step of the joint JEPA run encodes seven frames per window, so within the
 the head sees each window only a few times and stays under-fitted. Once the encoder is
 trained a frame's latent is fixed: encoding every frame once and then training the head on
 the cached latents costs a few milliseconds per step, so it can take tens of thousands of
-steps in a minute or two. Only the head's weights change; the encoders, the sensor encoder
+steps in a minute or two. Each frame is encoded ``tracker.train.head_copies`` times, once as it
+is and the others randomly shifted like the joint run's augmentation: a head fitted to one
+exact latent per frame overfits it and tracks worse in closed loop. Only the head's weights change; the encoders, the sensor encoder
 and the predictor stay as the first stage left them (latent MPC and the fast path keep
 their inputs).
 
@@ -23,7 +25,7 @@ from rich.progress import Progress
 
 from dualctl.data.dataset import EpisodeStore, WindowDataset, collate_arrays
 from dualctl.tracker.config import TrackerConfig
-from dualctl.tracker.lit import reference_offsets, window_offsets
+from dualctl.tracker.lit import random_shift, reference_offsets, window_offsets
 from dualctl.tracker.model import TrackerNet, images_to_float
 
 #: Keys cached per step, besides the latents.
@@ -34,8 +36,10 @@ _INPUTS = ("proprio", "wrench", "tactile", "action")
 class HeadFeatures:
     """Per-step inputs of the head for every step of a store (row ``i`` = store row ``i``).
 
-    ``latent`` (N, D) is the online encoder's latent of the step's frame; ``reference`` (N, D)
-    the recorded reference's latent where ``has_reference``; ``proprio`` (N, 10), ``wrench``
+    ``latent`` (C, N, D) is the online encoder's latent of the step's frame, unshifted in copy
+    0 and randomly shifted (``tracker.train.shift_px``) in the others, as the joint run
+    augments; ``reference`` (C, N, D) the recorded reference's latents where
+    ``has_reference``; ``proprio`` (N, 10), ``wrench``
     (N, K, 6), ``tactile`` (N, T, ...) raw inputs; ``action`` (N, 7) normalised labels;
     ``start``/``length`` each row's episode start row and length.
     """
@@ -51,14 +55,15 @@ class HeadFeatures:
     length: torch.Tensor
 
     def __len__(self) -> int:
-        return len(self.latent)
+        return self.latent.shape[1]
 
 
 @torch.no_grad()
 def cache_features(
     net: TrackerNet, store: EpisodeStore, config: TrackerConfig, batch_size: int = 256
 ) -> HeadFeatures:
-    """Encode every frame of ``store`` once (no augmentation) and gather the head's inputs."""
+    """Encode every frame of ``store`` (``tracker.train.head_copies`` times, see
+    :class:`HeadFeatures`) and gather the head's inputs."""
     recorded = config.train.recorded_references and "has_reference" in store.arrays
     offsets = {k: v for k, v in window_offsets(config, recorded).items() if k != "frames"}
     offsets.update(frames=[0], action=[0], proprio=[0])
@@ -70,9 +75,9 @@ def cache_features(
     for first in range(0, len(windows), batch_size):
         rows = range(first, min(first + batch_size, len(windows)))
         batch = collate_arrays(windows.__getitems__(list(rows)))
-        parts["latent"].append(_encode(net, batch["frames"][:, 0], config))
+        parts["latent"].append(_encode_copies(net, batch["frames"][:, 0], config))
         if recorded:
-            parts["reference"].append(_encode(net, batch["reference_frames"][:, 0], config))
+            parts["reference"].append(_encode_copies(net, batch["reference_frames"][:, 0], config))
             parts["has_reference"].append(batch["has_reference"][:, 0].bool())
         else:
             parts["reference"].append(torch.zeros_like(parts["latent"][-1]))
@@ -83,15 +88,23 @@ def cache_features(
         parts["action"].append(net.normalise("action", batch["action"][:, 0]))
     net.train(was_training)
     episode = torch.from_numpy(windows.episodes)
+    latents = {k: torch.cat(parts.pop(k), 1) for k in ("latent", "reference")}
     return HeadFeatures(
+        **latents,
         **{k: torch.cat(v) for k, v in parts.items()},
         start=torch.from_numpy(store.starts)[episode],
         length=torch.from_numpy(store.lengths)[episode],
     )
 
 
-def _encode(net: TrackerNet, frames: torch.Tensor, config: TrackerConfig) -> torch.Tensor:
-    return net.encode(images_to_float(frames, config.image_size))
+def _encode_copies(net: TrackerNet, frames: torch.Tensor, config: TrackerConfig) -> torch.Tensor:
+    """(B, H, W, 3) frames -> (copies, B, D) latents: as they are, then randomly shifted."""
+    images = images_to_float(frames, config.image_size)
+    copies = [net.encode(images)]
+    for _ in range(config.train.head_copies - 1):
+        shifted = random_shift(images, config.train.shift_px, len(images))
+        copies.append(net.encode(shifted))
+    return torch.stack(copies)
 
 
 def head_batch(
@@ -100,29 +113,34 @@ def head_batch(
     rows: torch.Tensor,
     ahead: torch.Tensor,
     dropout: float,
+    augment: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(latent, reference, context) of ``rows``, the hindsight reference ``ahead`` steps on
-    (clamped to the episode) unless the row recorded one; force and tactile each dropped with
-    probability ``dropout``."""
+    (clamped to the episode) unless the row recorded one; each latent from a random copy if
+    ``augment`` (else the unshifted one); force and tactile each dropped with probability
+    ``dropout``."""
     f = features
     step = rows - f.start[rows]
     hindsight = f.start[rows] + torch.minimum(step + ahead, f.length[rows] - 1)
     recorded = f.has_reference[rows, None]
-    reference = torch.where(recorded, f.reference[rows], f.latent[hindsight])
+    copies = f.latent.shape[0]
+    now, later = (torch.randint(copies, (len(rows),)) if augment else torch.zeros_like(rows)
+                  for _ in range(2))  # fmt: skip
+    reference = torch.where(recorded, f.reference[later, rows], f.latent[later, hindsight])
     missing = (torch.rand(len(rows), 2) < dropout).float()
     with torch.no_grad():
         context = net.context(
             f.proprio[rows], f.wrench[rows], f.tactile[rows], missing[:, :1], missing[:, 1:]
         )
-    return f.latent[rows], reference, context
+    return f.latent[now, rows], reference, context
 
 
 def head_loss(
     net: TrackerNet, features: HeadFeatures, rows: torch.Tensor, ahead: torch.Tensor,
-    dropout: float = 0.0,
+    dropout: float = 0.0, augment: bool = False,
 ) -> torch.Tensor:  # fmt: skip
     """MSE of the head's normalised action on ``rows`` against their labels."""
-    latent, reference, context = head_batch(net, features, rows, ahead, dropout)
+    latent, reference, context = head_batch(net, features, rows, ahead, dropout, augment)
     return F.mse_loss(net.head_action(latent, reference, context), features.action[rows])
 
 
@@ -151,7 +169,7 @@ def train_head(
         for _ in range(tc.head_steps):
             rows = torch.randint(len(features), (tc.head_batch_size,), generator=generator)
             ahead = choices[torch.randint(len(choices), (len(rows),), generator=generator)]
-            loss = head_loss(net, features, rows, ahead, tc.modality_dropout)
+            loss = head_loss(net, features, rows, ahead, tc.modality_dropout, augment=True)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
