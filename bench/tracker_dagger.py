@@ -16,6 +16,7 @@ demos use, shows where the tracker went, not where the reference led; with it th
 
     MUJOCO_GL=egl python bench/tracker_dagger.py --out data/sim_dagger
         [--checkpoint checkpoints/tracker] [--episodes 40] [--seed 5000] [--beta 0.5]
+        [--align clock|state]
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from rich.progress import Progress
 
 from dualctl.data.dataset import REFERENCE_CAMERA
 from dualctl.data.episode import Episode, atomic_write_text, write_dataset_info, write_episode
+from dualctl.eval.references import StateAlignment
 from dualctl.tracker.jepa import JepaTracker, load_tracker
 from dualctl.types import Action, Observation
 
@@ -54,11 +56,14 @@ def observe(world: World, images: dict[str, np.ndarray], t: float) -> Observatio
 
 def run_mixed(
     tracker: JepaTracker, task: str, seed: int, config: SimConfig, beta: float,
-    rng: np.random.Generator,
+    rng: np.random.Generator, align: str = "clock",
 ) -> Episode:  # fmt: skip
-    """One beta-mixed episode at the camera rate; ``action`` holds the teacher's labels."""
+    """One beta-mixed episode at the camera rate; ``action`` holds the teacher's labels. The
+    reference is taken ``lookahead_s`` after the expert's time now (``align="clock"``) or
+    after the expert step matching the robot's state (``"state"``, as tracker_oracle.py)."""
     reference = run_expert(task, seed, config.split, config)
     ref_latents = tracker.encode(reference.images["scene"])
+    alignment = StateAlignment(reference.proprio) if align == "state" else None
     variation = sample_variation(task, seed, config.split)
     world = World(task, variation, config)
     steps: dict[str, list] = collections.defaultdict(list)
@@ -72,11 +77,12 @@ def run_mixed(
             label = Action.hold(world.state().width) if done else teacher.act()
             images = world.render()
             observation = observe(world, images, t)
-            shown = reference_frame(reference, t + tracker.lookahead_s)
+            now = t if alignment is None else reference.timestamp[alignment.step(world.proprio())]
+            shown = reference_frame(reference, now + tracker.lookahead_s)
             executed = label
             if not done:
                 latent = tracker.encode(images["scene"][None])[0]
-                target = interpolate(reference.timestamp, ref_latents, t + tracker.lookahead_s)
+                target = interpolate(reference.timestamp, ref_latents, now + tracker.lookahead_s)
                 own = tracker.act(observation, latent, target)
                 if rng.random() >= beta:
                     executed, tracker_steps = own, tracker_steps + 1
@@ -123,13 +129,20 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--seed", type=int, default=5000)
     parser.add_argument("--beta", type=float, default=0.5)
+    parser.add_argument(
+        "--align",
+        default="clock",
+        choices=("clock", "state"),
+        help="how the reference is timed (clock: as the shipped rounds were)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = SimConfig(split="train")
     out, tasks = Path(args.out), args.tasks.split(",")
     tracker = load_tracker(args.checkpoint)
     write_dataset_info(out, {
-        "source": f"bench/tracker_dagger.py (beta={args.beta}, tracker {args.checkpoint}, "
+        "source": f"bench/tracker_dagger.py (beta={args.beta}, align={args.align}, "
+        f"tracker {args.checkpoint}, "
         f"seeds {args.seed}+) + {args.demos}",
         "cameras": {name: [config.camera_size] * 2 for name in ("scene", REFERENCE_CAMERA)},
         "camera_hz": config.camera_hz,
@@ -143,7 +156,7 @@ def main() -> None:
         for task in tasks:
             bar = progress.add_task(f"DAgger {task}", total=args.episodes)
             for seed in range(args.seed, args.seed + args.episodes):
-                episode = run_mixed(tracker, task, seed, config, args.beta, rng)
+                episode = run_mixed(tracker, task, seed, config, args.beta, rng, args.align)
                 name = f"dagger_{task.lower()}_{seed:06d}.npz"
                 write_episode(out / "episodes" / name, episode)
                 outcomes[task][episode.meta["failure_reason"] or "success"] += 1
