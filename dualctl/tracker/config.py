@@ -54,6 +54,8 @@ class TrackerTrainConfig:
             (DAgger rollouts) where there is one; false uses hindsight frames everywhere.
         modality_dropout: probability of dropping force (and, independently, tactile) per window.
         shift_px: random image shift (pixels) for augmentation.
+        colour_jitter: also recolour each window (channel order, brightness), so unseen object
+            and table colours do not read as unseen states.
         val_episodes: episodes held back from the training set for validation.
         resume: "" (fresh), "true" (the run's last checkpoint) or a Lightning .ckpt path.
         export: folder to write model.safetensors + config.yaml to ("" = <out>/tracker/export).
@@ -86,6 +88,7 @@ class TrackerTrainConfig:
     recorded_references: bool = True
     modality_dropout: float = 0.3
     shift_px: int = 2
+    colour_jitter: bool = False
     val_episodes: int = 16
     resume: str = ""
     export: str = ""

@@ -79,6 +79,19 @@ def random_shift(images: torch.Tensor, pixels: int, windows: int) -> torch.Tenso
     return F.grid_sample(images, grid, padding_mode="border", align_corners=False)
 
 
+def colour_jitter(images: torch.Tensor, windows: int) -> torch.Tensor:
+    """Recolour each window's frames (B*F, 3, S, S) alike: a random order of the colour
+    channels and a brightness gain in [0.7, 1.3], so the encoder cannot key on an object's
+    or the table's exact colour (the held-out split paints objects in unseen colours)."""
+    n = images.shape[0]
+    frames = n // windows
+    order = torch.argsort(torch.rand(windows, 3, device=images.device), dim=1)
+    order = order.repeat_interleave(frames, 0)
+    gain = torch.empty(windows, 1, 1, 1, device=images.device).uniform_(0.7, 1.3)
+    shuffled = images.gather(1, order[:, :, None, None].expand_as(images))
+    return (shuffled * gain.repeat_interleave(frames, 0)).clamp_(0.0, 1.0)
+
+
 class TrackerLightning(pl.LightningModule):
     """Trains a :class:`TrackerNet` (which holds the normalisation statistics already)."""
 
@@ -102,6 +115,8 @@ class TrackerLightning(pl.LightningModule):
         images = images_to_float(frames.flatten(0, 1), self.config.image_size)
         if train:
             images = random_shift(images, self.train_config.shift_px, b)
+            if self.train_config.colour_jitter:
+                images = colour_jitter(images, b)
         images = images.view(b, frames.shape[1], *images.shape[1:])
         # The online encoder (with gradient) sees the frame at t and the reference (hindsight,
         # or the one recorded as shown); the EMA target encodes t .. t+H without gradient:

@@ -10,7 +10,7 @@ from dualctl.data.dataset import REFERENCE_CAMERA, EpisodeStore, WindowDataset, 
 from dualctl.data.episode import read_episode
 from dualctl.tracker.fastpath import FastPath
 from dualctl.tracker.jepa import JepaTracker
-from dualctl.tracker.lit import TrackerLightning, window_offsets
+from dualctl.tracker.lit import TrackerLightning, colour_jitter, window_offsets
 from dualctl.tracker.model import NORMALISED, TrackerNet, images_to_float
 from dualctl.types import Observation
 
@@ -190,3 +190,24 @@ def test_pose_probe_loss_pulls_the_latent_towards_the_pose(synthetic_dataset):
         loss.backward()
         optimizer.step()
     assert module.losses(batch, train=False)["pose"].item() < 0.5 * first
+
+
+def test_colour_jitter_recolours_each_window_alike_and_keeps_the_range():
+    torch.manual_seed(0)
+    windows, frames = 6, 3
+    images = torch.rand(windows * frames, 3, 8, 8)
+    jittered = colour_jitter(images.clone(), windows)
+    assert jittered.shape == images.shape
+    assert jittered.min() >= 0.0 and jittered.max() <= 1.0
+    assert not torch.allclose(jittered, images)
+    for w in range(windows):
+        before = images[w * frames : (w + 1) * frames]
+        after = jittered[w * frames : (w + 1) * frames]
+        # One channel order and one gain per window: each output channel is a scaled copy of
+        # one input channel (where nothing clipped), the same for every frame of the window.
+        for c in range(3):
+            ratios = [
+                (after[:, c] / before[:, k].clamp_min(1e-6))[after[:, c] < 0.99].std()
+                for k in range(3)
+            ]
+            assert min(ratios) < 1e-4
