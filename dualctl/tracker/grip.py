@@ -152,10 +152,10 @@ class GripReflex:
     Letting go is the other event touch and motion tell at once: when the head lowers a carried
     object and the arm stops although the head still asks to go down (:data:`SET_DOWN_S`),
     something carries the object; so it does when the head brings the object back to the
-    height it was picked from (the support it stood on). The reflex then opens
-    the hand and lifts it clear (:data:`RETREAT_M`) before the head has the arm again. A head cloned from demonstrations
-    is slow to make that decision itself: its width output drifts towards "open" without
-    crossing the hysteresis band, and the hand stays closed on a placed object.
+    height it was picked from (the support it stood on). The reflex then opens the hand and
+    lifts it clear (:data:`RETREAT_M`) before the head has the arm again. A head cloned from
+    demonstrations is slow to make that decision itself: its width output drifts towards
+    "open" without crossing the hysteresis band, and the hand stays closed on a placed object.
 
     The open/closed decision has hysteresis, since the head's width output is a regression
     that wanders between the two. Landing is checked every tick on the touch averaged over the
