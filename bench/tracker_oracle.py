@@ -5,15 +5,14 @@ robot is at, linearly interpolated, held at the end). That point is the clock (`
 clock``: the robot must keep the expert's pace, and a late robot is shown frames further and
 further ahead) or the robot's state (``--align state``, the default: the expert step whose
 gripper pose best matches the robot's, as the runtime's oracle planner aligns, and as a planner
-conditioned on the current frame would). A synchronous loop on a virtual clock: ``act`` at ``--rate`` Hz, ``encode`` whenever
-the SimBody has rendered a new camera frame. Arms: the full tracker, and (on Fragile and
+conditioned on the current frame would). A synchronous loop on a virtual clock: ``act`` at
+``--rate`` Hz, ``encode`` whenever the SimBody has rendered a new camera frame. Arms: the full tracker, and (on Fragile and
 Slippery) the same checkpoint without the grip reflex (the head's own grip force) and with
 force and tactile dropped (which also turns the reflex off).
 
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
         [--episodes 20] [--seed 1000] [--split train] [--align state] [--rate 200]
-        [--arms full,no reflex,no force/tactile]
-        [--json PATH]
+        [--arms full,no reflex,no force/tactile] [--json PATH]
 """
 
 from __future__ import annotations
@@ -163,7 +162,8 @@ def main() -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(args.json), json.dumps({
         "checkpoint": args.checkpoint, "split": args.split, "first_seed": args.seed,
-        "rate_hz": args.rate, "align": args.align, "seconds": time.monotonic() - started, "cells": cells,
+        "rate_hz": args.rate, "align": args.align, "seconds": time.monotonic() - started,
+        "cells": cells,
     }, indent=2))  # fmt: skip
 
 

@@ -82,9 +82,6 @@ class StateAlignment:
         self.poses = np.asarray(expert_proprio[:, :5], np.float64)
         self.last = 0
 
-    def reset(self) -> None:
-        self.last = 0
-
     def step(self, proprio: np.ndarray) -> int:
         """Index of the expert step that best matches ``proprio`` (monotone in calls)."""
         gaps = (self.poses[self.last :] - proprio[:5]) * _MATCH_WEIGHTS

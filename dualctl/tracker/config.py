@@ -67,7 +67,7 @@ class TrackerTrainConfig:
             and normalisation statistics; its architecture keys must match), e.g. a DAgger
             round on top of the behaviour-cloned checkpoint.
         head_steps: steps of the head stage after the joint run (0 = none).
-        head_batch_size: steps of data per head-stage batch.
+        head_batch_size: recorded steps (rows) per head-stage batch.
         head_lr: peak AdamW learning rate of the head stage (one-cycle schedule).
         head_copies: latents cached per frame for the head stage: the frame as it is, plus
             copies shifted by up to ``shift_px`` (augmentation).

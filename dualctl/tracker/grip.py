@@ -182,14 +182,16 @@ class GripReflex:
         self.probe: SlipProbe | None = None
         self.landed_at: float | None = None
         self.released_at_z: float | None = None
-        self.probe_force = GRIPPER_FORCE_RANGE[0]
         self._pushing_s = 0.0
-        self.grasp_z: float | None = None
-        self._lifted = False
+        self._forget_grasp()
         self._step_time = -np.inf
         self._felt: collections.deque = collections.deque()
         self._vz = 0.0
         self._time: float | None = None
+
+    def _forget_grasp(self) -> None:
+        self.grasp_z: float | None = None
+        self._lifted = False
 
     @property
     def state(self) -> str:
@@ -254,7 +256,7 @@ class GripReflex:
             self.released_at_z = None
             return None
         velocity = np.array([0.0, 0.0, RETREAT_SPEED, 0.0], np.float32)
-        gripper = GripperCommand(GRIPPER_STROKE_M, action.gripper.speed_mps, self.probe_force)
+        gripper = GripperCommand(GRIPPER_STROKE_M, action.gripper.speed_mps, GRIPPER_FORCE_RANGE[0])
         return Action(velocity, gripper, action.timestamp)
 
     def __call__(
@@ -274,13 +276,13 @@ class GripReflex:
             if retreat is not None:
                 return retreat
         if self.state == "carrying" and self._set_down(action.ee_velocity, proprio, dt):
-            self.released_at_z, self.probe_force = float(proprio[PROPRIO_Z]), self.probe.force
+            self.released_at_z = float(proprio[PROPRIO_Z])
             self.probe, self.landed_at, self._pushing_s = None, None, 0.0
-            self.grasp_z, self._lifted = None, False
+            self._forget_grasp()
             return self._retreat(action, proprio)
         if not self._closing(action.gripper.width_m):
             self.probe, self.landed_at = None, None
-            self.grasp_z, self._lifted = None, False
+            self._forget_grasp()
             self._vz = float(action.ee_velocity[2])
             return action
         if self.probe is None:

@@ -4,11 +4,11 @@ Why: a step of the joint JEPA run encodes seven frames per window, so within the
 the head sees each window only a few times and stays under-fitted. Once the encoder is
 trained a frame's latent is fixed: encoding every frame once and then training the head on
 the cached latents costs a few milliseconds per step, so it can take tens of thousands of
-steps in a minute or two. Each frame is encoded ``tracker.train.head_copies`` times, once as it
-is and the others randomly shifted like the joint run's augmentation: a head fitted to one
-exact latent per frame overfits it and tracks worse in closed loop. Only the head's weights change; the encoders, the sensor encoder
-and the predictor stay as the first stage left them (latent MPC and the fast path keep
-their inputs).
+steps in a minute or two. Each frame is encoded ``tracker.train.head_copies`` times, once as
+it is and the others randomly shifted like the joint run's augmentation (a head fitted to one
+exact latent per frame overfits it). Only the head's weights change; the encoders, the sensor
+encoder and the predictor stay as the first stage left them (latent MPC and the fast path
+keep their inputs).
 
 References are drawn as in the first stage: the recorded one where an episode has it (DAgger
 rollouts), else the hindsight latent ``reference_min_s .. reference_max_s`` ahead in the same
@@ -39,8 +39,8 @@ class HeadFeatures:
     ``latent`` (C, N, D) is the online encoder's latent of the step's frame, unshifted in copy
     0 and randomly shifted (``tracker.train.shift_px``) in the others, as the joint run
     augments; ``reference`` (C, N, D) the recorded reference's latents where
-    ``has_reference``; ``proprio`` (N, 10), ``wrench``
-    (N, K, 6), ``tactile`` (N, T, ...) raw inputs; ``action`` (N, 7) normalised labels;
+    ``has_reference``; ``proprio`` (N, 10), ``wrench`` (N, K, 6), ``tactile`` (N, T, ...) raw
+    inputs; ``action`` (N, 7) normalised labels;
     ``start``/``length`` each row's episode start row and length.
     """
 
