@@ -32,7 +32,7 @@ class SimBody(Body):
 
     def __init__(self, task: str, seed: int, config: SimConfig, now: Callable[[], float]):
         self.task, self.seed, self.config, self._now = check_task(task), seed, config, now
-        self.variation = sample_variation(task, seed, config.split)
+        self.variation = sample_variation(task, seed, config.split, config.distractor_pad)
         self.instruction = instruction(task, self.variation)
         cameras = {"scene": (config.camera_size, config.camera_size)}
         if config.wrist_camera:

@@ -21,6 +21,8 @@ class SimConfig:
             velocity is integrated by MuJoCo every physics step).
         split: variation ranges episodes are drawn from: "train" or "heldout".
         wrist_camera: add a camera on the gripper besides the fixed scene camera.
+        distractor_pad: put Place's green pad in every task's scene, so only the instruction
+            tells the tasks apart (data that teaches the planner to read it).
         video_episodes: `dualctl collect` saves an mp4 of this many first episodes per task.
     """
 
@@ -30,6 +32,7 @@ class SimConfig:
     control_hz: float = 100.0
     split: str = "train"
     wrist_camera: bool = False
+    distractor_pad: bool = False
     video_episodes: int = 2
 
     def __post_init__(self):

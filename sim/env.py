@@ -89,7 +89,7 @@ class SimEnv(gym.Env):
         if seed is None:
             seed = int(self.np_random.integers(0, 2**31 - 1))
         self.close()
-        variation = sample_variation(self.task, seed, self.config.split)
+        variation = sample_variation(self.task, seed, self.config.split, self.config.distractor_pad)
         self.world = World(self.task, variation, self.config)
         self.instruction = instruction(self.task, variation)
         return self._observation(), self._info()

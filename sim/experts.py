@@ -205,7 +205,8 @@ def expert_outcome(
 ) -> Status:
     """How the expert (with optional ``grip_force``/``close_width`` overrides) ends episode
     ``seed``, without rendering."""  # fmt: skip
-    world = World(task, sample_variation(task, seed, split), config or SimConfig())
+    config = config or SimConfig()
+    world = World(task, sample_variation(task, seed, split, config.distractor_pad), config)
     try:
         return run_blind(world, Expert(task, world, **overrides).act)
     finally:
@@ -215,7 +216,7 @@ def expert_outcome(
 def run_expert(task: str, seed: int, split: str, config: SimConfig) -> Episode:
     """Run the scripted expert on episode ``seed`` of ``task`` in ``split``; the recorded
     Episode (at ``config.camera_hz``) with its meta."""
-    variation = sample_variation(task, seed, split)
+    variation = sample_variation(task, seed, split, config.distractor_pad)
     world = World(task, variation, config)
     try:
         expert = Expert(task, world)
@@ -240,6 +241,7 @@ def episode_meta(world: World, seed: int, split: str, config: SimConfig, **extra
         "failure_reason": status.failure_reason,
         "camera_hz": config.camera_hz,
         "physics_hz": config.physics_hz,
+        "distractor_pad": config.distractor_pad,
         "peak_grip_force": world.monitor.peak_grip_force,
         "object_weight": variation.mass * GRAVITY,
         **extra,

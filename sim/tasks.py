@@ -103,8 +103,12 @@ def _force_window(rng, split, hold_range, ratio_range, friction_range):
     return hold, hold * ratio, friction, mass
 
 
-def sample_variation(task: str, seed: int, split: str) -> Variation:
-    """The variation of episode ``seed`` of ``task`` in ``split`` ("train" or "heldout")."""
+def sample_variation(task: str, seed: int, split: str, distractor_pad: bool = False) -> Variation:
+    """The variation of episode ``seed`` of ``task`` in ``split`` ("train" or "heldout").
+
+    ``distractor_pad`` puts the green pad in the scene of every task, not only ``Place``'s, so the
+    scene alone no longer tells the task: only the instruction does. Everything else about the
+    episode stays as without it (the pad is drawn last)."""
     check_task(task)
     rng = np.random.default_rng([seed, TASKS.index(task), 0 if split == "train" else 1])
     palette = COLOURS_TRAIN if split == "train" else COLOURS_HELDOUT
@@ -126,14 +130,19 @@ def sample_variation(task: str, seed: int, split: str) -> Variation:
     )
     if task == "Fragile":
         hold, brk, friction, mass = _force_window(rng, split, (14, 200), (1.6, 2.4), (0.15, 0.3))
-        return Variation(**common, mass=mass, friction=friction, hold_force=hold, break_force=brk)
+        pad_xy = _pad_position(rng, object_xy, split) if distractor_pad else None
+        return Variation(**common, mass=mass, friction=friction, hold_force=hold,
+                         break_force=brk, pad_xy=pad_xy)  # fmt: skip
     if task == "Slippery":
         hold, brk, friction, mass = _force_window(rng, split, (12, 200), (1.8, 2.5), (0.12, 0.25))
-        return Variation(**common, mass=mass, friction=friction, hold_force=hold, break_force=brk)
+        pad_xy = _pad_position(rng, object_xy, split) if distractor_pad else None
+        return Variation(**common, mass=mass, friction=friction, hold_force=hold,
+                         break_force=brk, pad_xy=pad_xy)  # fmt: skip
     mass = _band(rng, 0.1, 0.5, split)
     friction = _band(rng, 0.6, 1.2, split)
     hold = mass * GRAVITY / (2 * friction)
-    pad_xy = _pad_position(rng, object_xy, split) if task == "Place" else None
+    with_pad = task == "Place" or distractor_pad
+    pad_xy = _pad_position(rng, object_xy, split) if with_pad else None
     return Variation(**common, mass=mass, friction=friction, hold_force=hold, pad_xy=pad_xy)
 
 

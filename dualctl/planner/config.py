@@ -69,6 +69,9 @@ class PlannerTrainConfig:
         ema_decay: exponential moving average of the denoiser's weights; the EMA weights ship.
         frame_stride: use every n-th recorded frame for the autoencoder (neighbours are alike).
         checkpoint_every: Lightning checkpoint (for resume) every this many steps.
+        init: a planner checkpoint folder to fine-tune (empty: train from scratch). Its
+            autoencoder, denoiser and latent statistics are loaded; the autoencoder stage is
+            skipped and the statistics are kept, so the denoiser sees the scale it learned.
     """
 
     autoencoder_steps: int = 800
@@ -80,6 +83,7 @@ class PlannerTrainConfig:
     ema_decay: float = 0.998
     frame_stride: int = 2
     checkpoint_every: int = 250
+    init: str = ""
 
     def __post_init__(self):
         check_range("planner.train.autoencoder_steps", self.autoencoder_steps, 1)

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from dualctl.config import TrainerConfig
 from dualctl.data.episode import atomic_write_bytes
-from dualctl.planner.checkpoint import save_checkpoint
+from dualctl.planner.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from dualctl.planner.clips import (
     ClipDataset,
     FrameDataset,
@@ -118,6 +118,14 @@ def train_autoencoder(model, data, config, trainer, out: Path, seed: int) -> Non
     atomic_write_bytes(done, lambda f: f.write(save(state)))
 
 
+def init_from_checkpoint(model: PlannerModel, folder: Path) -> None:
+    """Start from a trained planner's weights and statistics (a CheckpointError names the
+    folder when its architecture differs from ``model``'s)."""
+    _, tensors, _ = read_checkpoint(folder)
+    load_weights(model, tensors, folder)
+    log.info("fine-tuning from %s (autoencoder stage skipped, statistics kept)", folder)
+
+
 @torch.no_grad()
 def encode_episodes(model: PlannerModel, frames: list[np.ndarray], batch: int = 256):
     """Raw (un-normalised) latents of every frame, per episode, float32."""
@@ -189,11 +197,15 @@ def _train(dataset, out, export, config, trainer, seed, limit_episodes) -> Train
     data = load_episodes(Path(dataset), config.camera, limit_episodes)
     stride = clip_stride(config.horizon, config.horizon_s, data.frame_dt)
     model = PlannerModel(config)
-    train_autoencoder(model, data, config, trainer, out, seed)
+    if config.train.init:
+        init_from_checkpoint(model, Path(config.train.init))
+    else:
+        train_autoencoder(model, data, config, trainer, out, seed)
 
     latents = encode_episodes(model, data.frames)
     model.train()
-    fit_statistics(model, latents, data, stride)
+    if not config.train.init:
+        fit_statistics(model, latents, data, stride)
     clips, table, instructions = build_clips(model, latents, data, stride)
     log.info("%d clips from %d episodes, %d instructions", len(clips), len(data), len(table))
     schedule = config.train

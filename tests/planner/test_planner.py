@@ -140,6 +140,32 @@ def test_training_again_resumes_instead_of_starting_over(
     assert all(torch.equal(first[k], again[k]) for k in first), "resumed run trained again"
 
 
+def test_fine_tuning_starts_from_the_checkpoint_and_keeps_its_statistics(
+    trained, square_dataset, tiny_planner_config, tmp_path
+):
+    _, export = trained
+    config = tiny_planner_config(init=str(export), steps=2)
+    train_planner(square_dataset, tmp_path / "run", tmp_path / "tuned", config,
+                  TrainerConfig(threads=1), 1)  # fmt: skip
+    before, after = load_file(export / WEIGHTS), load_file(tmp_path / "tuned" / WEIGHTS)
+    assert not (tmp_path / "run" / "autoencoder").exists(), "autoencoder stage ran again"
+    kept = [k for k in before if k.startswith("autoencoder.") or not k.startswith("denoiser.")]
+    assert all(torch.equal(before[k], after[k]) for k in kept)
+    tuned = [k for k in before if k.startswith("denoiser.")]
+    assert any(not torch.equal(before[k], after[k]) for k in tuned), "denoiser did not train"
+
+
+def test_fine_tuning_a_mismatched_checkpoint_names_its_folder(
+    trained, square_dataset, tiny_planner_config, tmp_path
+):
+    _, export = trained
+    config = tiny_planner_config(init=str(export))
+    config.denoiser.width_low = 32
+    with pytest.raises(CheckpointError, match=str(export)):
+        train_planner(square_dataset, tmp_path / "run", tmp_path / "tuned", config,
+                      TrainerConfig(threads=1), 1)  # fmt: skip
+
+
 def test_plan_command_writes_a_strip_and_a_gif(trained, square_dataset, tmp_path, capsys):
     episode = episode_paths(square_dataset)[0]
     code = main(

@@ -1,8 +1,12 @@
 """Tasks and experts: splits differ, instructions name the task, the expert succeeds, and a fixed
 grip force (or finger position) cannot do what the force-aware expert does."""
 
+import dataclasses
+import math
+
 import numpy as np
 import pytest
+from dualctl.sim.config import SimConfig
 from dualctl.sim.experts import expert_outcome
 from dualctl.sim.tasks import COLOURS_HELDOUT, TASKS, instruction, sample_variation
 
@@ -29,6 +33,25 @@ def test_each_task_has_its_own_instruction_naming_the_colour():
     for task, text in texts.items():
         assert sample_variation(task, 0, "train").colour in text
     assert "pad" in texts["Place"] and "fragile" in texts["Fragile"]
+
+
+@pytest.mark.parametrize("task", ["Lift", "Fragile", "Slippery"])
+def test_distractor_pad_only_adds_a_pad_away_from_the_object(task):
+    for seed in range(5):
+        plain = sample_variation(task, seed, "train")
+        with_pad = sample_variation(task, seed, "train", distractor_pad=True)
+        assert plain.pad_xy is None and with_pad.pad_xy is not None
+        assert dataclasses.replace(with_pad, pad_xy=None) == plain
+        assert math.dist(with_pad.pad_xy, with_pad.object_xy) >= 0.1
+    assert sample_variation("Place", 3, "train", distractor_pad=True) == sample_variation(
+        "Place", 3, "train"
+    )
+
+
+@pytest.mark.parametrize("task", ["Lift", "Slippery"])
+def test_expert_ignores_a_distractor_pad(task):
+    outcome = expert_outcome(task, 4, config=SimConfig(distractor_pad=True))
+    assert outcome.success and outcome.failure_reason is None
 
 
 @pytest.mark.parametrize("task", TASKS)
