@@ -121,8 +121,14 @@ def predict(model, inputs: torch.Tensor, batch: int = 256) -> torch.Tensor:
     return torch.cat([model(inputs[i : i + batch]) for i in range(0, len(inputs), batch)])
 
 
-def load(dataset: str, camera: str, limit: int | None) -> PlannerEpisodes:
-    return load_episodes(Path(dataset), camera, limit)
+def load(datasets: str, camera: str, limit: int | None) -> PlannerEpisodes:
+    """The episodes of one dataset folder or of several, comma-separated (``limit`` each)."""
+    parts = [load_episodes(Path(d.strip()), camera, limit) for d in datasets.split(",")]
+    merged = parts[0]
+    for part in parts[1:]:
+        for name in ("frames", "proprio", "instructions", "tasks", "names"):
+            getattr(merged, name).extend(getattr(part, name))
+    return merged
 
 
 def write_result(name: str, result: dict) -> Path:

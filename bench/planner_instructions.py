@@ -9,13 +9,22 @@ from real futures; the table therefore also scores the two motion classes ("lift
 ceiling for both.
 
     python bench/planner_instructions.py [--checkpoint checkpoints/planner]
-        [--heldout data/sim_heldout] [--train data/sim] [--limit 40]
+        [--heldout data/sim_heldout] [--train data/sim] [--limit 40] [--pad-scenes]
+
+In the plain data the green pad is in the scene exactly when the task is Place, so the scene
+gives the lift/place choice away. ``--pad-scenes`` keeps only start frames whose scene shows the
+pad (Place, and episodes collected with ``sim.distractor_pad=true``), where both "lift" and
+"place" are possible and only the instruction can choose:
+
+    python bench/planner_instructions.py --heldout data/sim_heldout,data/sim_heldout_pad \
+        --train data/sim_instr --pad-scenes
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,6 +33,7 @@ from planner_common import SmallCNN, fit, imagine_all, load, make_clips, predict
 from rich.console import Console
 from rich.table import Table
 
+from dualctl.data.episode import episode_paths, read_episode
 from dualctl.planner.diffusion_planner import load_planner
 
 #: Future frames the classifier looks at (1-based horizon steps).
@@ -58,6 +68,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=40, help="held-out episodes")
     parser.add_argument("--per-episode", type=int, default=3)
     parser.add_argument("--classifier-steps", type=int, default=1500)
+    parser.add_argument("--pad-scenes", action="store_true", help="only scenes with the pad")
     args = parser.parse_args()
     torch.manual_seed(0)
     planner = load_planner(args.checkpoint, threads=1)
@@ -70,7 +81,11 @@ def main() -> None:
                      classify=True)  # fmt: skip
 
     data = load(args.heldout, cfg.camera, None)
-    keep = np.linspace(0, len(data) - 1, min(args.limit, len(data))).round().astype(int)
+    candidates = np.arange(len(data))
+    if args.pad_scenes:
+        candidates = candidates[pad_in_scene(args.heldout)]
+    picks = np.linspace(0, len(candidates) - 1, min(args.limit, len(candidates))).round()
+    keep = candidates[picks.astype(int)]
     for name in ("frames", "proprio", "instructions", "tasks", "names"):
         setattr(data, name, [getattr(data, name)[i] for i in keep])
     clips = make_clips(data, cfg.horizon, cfg.horizon_s, args.per_episode)
@@ -113,11 +128,18 @@ def main() -> None:
                   f"Lift vs Place instruction gives a different motion class on {differ:.1%} "
                   "of start frames")  # fmt: skip
     console.print({"predicted task share per instruction": confusion})
-    path = write_result("planner_instructions", {
-        "checkpoint": args.checkpoint, "start_frames": len(true_task), "accuracy": result,
+    name = "planner_instructions" + ("_pad_scenes" if args.pad_scenes else "")
+    path = write_result(name, {
+        "checkpoint": args.checkpoint, "heldout": args.heldout, "train": args.train, "start_frames": len(true_task), "accuracy": result,
         "lift_vs_place_differ": differ, "confusion": confusion, "look_at": LOOK_AT,
     })  # fmt: skip
     console.print(f"wrote {path}")
+
+
+def pad_in_scene(datasets: str) -> np.ndarray:
+    """Per episode of ``datasets`` (in :func:`load`'s order): does its scene show the pad?"""
+    paths = [p for d in datasets.split(",") for p in episode_paths(Path(d.strip()))]
+    return np.array([read_episode(p).meta["variation"].get("pad_xy") is not None for p in paths])
 
 
 def motion_class_array(pred: np.ndarray) -> np.ndarray:
