@@ -69,9 +69,10 @@ def main() -> None:
     parser.add_argument("--per-episode", type=int, default=3)
     parser.add_argument("--classifier-steps", type=int, default=1500)
     parser.add_argument("--pad-scenes", action="store_true", help="only scenes with the pad")
+    parser.add_argument("--guidance", type=float, default=None, help="default: the checkpoint's")
     args = parser.parse_args()
     torch.manual_seed(0)
-    planner = load_planner(args.checkpoint, threads=1)
+    planner = load_planner(args.checkpoint, threads=1, guidance=args.guidance)
     cfg = planner.config
 
     train = make_clips(load(args.train, cfg.camera, None), cfg.horizon, cfg.horizon_s, 6)
@@ -130,7 +131,7 @@ def main() -> None:
     console.print({"predicted task share per instruction": confusion})
     name = "planner_instructions" + ("_pad_scenes" if args.pad_scenes else "")
     path = write_result(name, {
-        "checkpoint": args.checkpoint, "heldout": args.heldout, "train": args.train, "start_frames": len(true_task), "accuracy": result,
+        "checkpoint": args.checkpoint, "guidance": cfg.guidance, "heldout": args.heldout, "train": args.train, "start_frames": len(true_task), "accuracy": result,
         "lift_vs_place_differ": differ, "confusion": confusion, "look_at": LOOK_AT,
     })  # fmt: skip
     console.print(f"wrote {path}")
