@@ -99,6 +99,8 @@ class RuntimeConfig:
             studies); the virtual clock always uses ``plan_latency_s``.
         planner_timeout_s: a planner that has not answered this long (s) after a request is
             declared hung, killed and restarted.
+        planner_virtual_patience_s: virtual clock: wall-clock time (s) a planner process may
+            take to answer before it counts as hung (a busy machine must not change the run).
         planner_restart_s: wait (s) before restarting a crashed or hung planner process.
         planner_shm_mb: size of each of the two shared-memory blocks that carry observations to
             the planner process and plans back, MB.
@@ -120,6 +122,7 @@ class RuntimeConfig:
     plan_latency_mode: str = "fixed"
     inject_delay: bool = False
     planner_timeout_s: float = 5.0
+    planner_virtual_patience_s: float = 60.0
     planner_restart_s: float = 0.5
     planner_shm_mb: float = 8.0
     max_job_wait_s: float = 0.1
@@ -138,6 +141,7 @@ class RuntimeConfig:
         check_range("runtime.plan_latency_s", self.plan_latency_s, 0.0, 60.0)
         check_choice("runtime.plan_latency_mode", self.plan_latency_mode, ("fixed", "measured"))
         check_range("runtime.planner_timeout_s", self.planner_timeout_s, 0.01, 600.0)
+        check_range("runtime.planner_virtual_patience_s", self.planner_virtual_patience_s, 0.01)
         check_range("runtime.planner_restart_s", self.planner_restart_s, 0.0, 60.0)
         check_range("runtime.planner_shm_mb", self.planner_shm_mb, 0.1, 1024.0)
         check_range("runtime.max_job_wait_s", self.max_job_wait_s, 0.0, 10.0)

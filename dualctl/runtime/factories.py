@@ -42,6 +42,7 @@ def planner_client(config: Config, clock: Clock) -> ProcessPlanClient:
         spec, clock, latency_s=runtime.plan_latency_s, latency_mode=runtime.plan_latency_mode,
         injected_delay_s=runtime.plan_latency_s if runtime.inject_delay else 0.0,
         timeout_s=runtime.planner_timeout_s, restart_s=runtime.planner_restart_s,
+        virtual_patience_s=runtime.planner_virtual_patience_s,
         shm_bytes=int(runtime.planner_shm_mb * (1 << 20)),
         max_in_flight=runtime.max_plans_in_flight,
     )  # fmt: skip

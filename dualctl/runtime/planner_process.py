@@ -325,6 +325,10 @@ class ProcessPlanClient(PlanClient):
         latency_mode: "fixed" or "measured" (virtual clock).
         injected_delay_s: real clock: extra delay added to every plan's arrival, s.
         timeout_s: no answer this long (s) after a request means hung: kill and restart.
+        virtual_patience_s: virtual clock: how long (s, wall clock) to wait for an answer
+            before calling the process hung (then ``timeout_s`` of virtual time pass). Plans
+            cost no virtual time there, so this only has to catch a dead process; it is long so
+            that a loaded machine cannot turn a slow plan into "hung" and change the run.
         restart_s: wait before a restart, s.
         startup_timeout_s: how long (s, wall clock) loading the planner may take.
         shm_bytes: size of each shared-memory block, bytes.
@@ -340,6 +344,7 @@ class ProcessPlanClient(PlanClient):
         latency_mode: str = "fixed",
         injected_delay_s: float = 0.0,
         timeout_s: float = 5.0,
+        virtual_patience_s: float = 60.0,
         restart_s: float = 0.5,
         startup_timeout_s: float = 300.0,
         shm_bytes: int = 8 << 20,
@@ -349,6 +354,7 @@ class ProcessPlanClient(PlanClient):
         self.latency_s, self.latency_mode = latency_s, latency_mode
         self.injected_delay_s = injected_delay_s
         self.timeout_s, self.restart_s = timeout_s, restart_s
+        self.virtual_patience_s = max(virtual_patience_s, timeout_s)
         self.startup_timeout_s = startup_timeout_s
         self.max_in_flight = max_in_flight
         self.process = PlannerProcess(spec, shm_bytes, slots=max_in_flight)
@@ -480,7 +486,7 @@ class ProcessPlanClient(PlanClient):
         while seq not in self._mail:
             if generation != self._generation:
                 return "crashed"  # its process was killed while it waited
-            if not self.process.poll(self.timeout_s):
+            if not self.process.poll(self.virtual_patience_s):
                 await self.clock.sleep_until(requested_at + self.timeout_s)
                 return "hung"
             try:

@@ -17,9 +17,12 @@ from dualctl.runtime.planner_process import (
 FAR_APART = ((0.1, 0.0, 0.02), (-0.1, 0.05, 0.06))
 
 
-def process_client(**planner_kwargs):
+def process_client(virtual_patience_s=1.0, **planner_kwargs):
     spec = PlannerSpec(f"{FACTORY_FILE}:make_planner", planner_kwargs)
-    return lambda clock: ProcessPlanClient(spec, clock, latency_s=0.3, timeout_s=1.0, restart_s=0.5)
+    return lambda clock: ProcessPlanClient(
+        spec, clock, latency_s=0.3, timeout_s=1.0, restart_s=0.5,
+        virtual_patience_s=virtual_patience_s,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -53,6 +56,15 @@ def test_a_virtual_run_with_the_planner_process_replays_exactly():
     )
     events = [[(e["type"], e["t"], e.get("how")) for e in tel.events] for tel in (tel_a, tel_b)]
     assert events[0] == events[1]
+
+
+def test_on_the_virtual_clock_a_plan_slower_than_the_timeout_in_wall_time_is_not_hung():
+    # As on a loaded machine: each plan takes 1.3 s of wall time, the timeout is 1 s.
+    slow = process_client(virtual_patience_s=30.0, targets=FAR_APART, compute_s=1.3)
+    summary, telemetry, _, _ = run_virtual(slow, duration_s=0.6)
+    assert summary.planner_failures == {}
+    t, following = telemetry.array("t"), telemetry.array("following")
+    assert following[t > 0.35].min() == 1.0
 
 
 def test_a_factory_that_fails_to_load_is_a_clear_error(tmp_path):
