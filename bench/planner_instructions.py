@@ -131,7 +131,8 @@ def main() -> None:
     console.print({"predicted task share per instruction": confusion})
     name = "planner_instructions" + ("_pad_scenes" if args.pad_scenes else "")
     path = write_result(name, {
-        "checkpoint": args.checkpoint, "guidance": cfg.guidance, "heldout": args.heldout, "train": args.train, "start_frames": len(true_task), "accuracy": result,
+        "checkpoint": args.checkpoint, "guidance": cfg.guidance, "heldout": args.heldout,
+        "train": args.train, "start_frames": len(true_task), "accuracy": result,
         "lift_vs_place_differ": differ, "confusion": confusion, "look_at": LOOK_AT,
     })  # fmt: skip
     console.print(f"wrote {path}")

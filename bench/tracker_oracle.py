@@ -6,9 +6,9 @@ clock``: the robot must keep the expert's pace, and a late robot is shown frames
 further ahead) or the robot's state (``--align state``, the default: the expert step whose
 gripper pose best matches the robot's, as the runtime's oracle planner aligns, and as a planner
 conditioned on the current frame would). A synchronous loop on a virtual clock: ``act`` at
-``--rate`` Hz, ``encode`` whenever the SimBody has rendered a new camera frame. Arms: the full tracker, and (on Fragile and
-Slippery) the same checkpoint without the grip reflex (the head's own grip force) and with
-force and tactile dropped (which also turns the reflex off).
+``--rate`` Hz, ``encode`` whenever the SimBody has rendered a new camera frame. Arms: the full
+tracker, and (on Fragile and Slippery) the same checkpoint without the grip reflex (the head's
+own grip force) and with force and tactile dropped (which also turns the reflex off).
 
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
         [--episodes 20] [--seed 1000] [--split train] [--align state] [--rate 200]

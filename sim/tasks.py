@@ -94,6 +94,13 @@ class Variation:
         return meta
 
 
+#: Force tasks: ranges of the hold force (N), of break force / hold force, and of friction.
+FORCE_WINDOWS = {
+    "Fragile": ((14, 200), (1.6, 2.4), (0.15, 0.3)),
+    "Slippery": ((12, 200), (1.8, 2.5), (0.12, 0.25)),
+}
+
+
 def _force_window(rng, split, hold_range, ratio_range, friction_range):
     """(hold_force, break_force, friction, mass) for an object whose grip window moves."""
     hold = _log_band(rng, *hold_range, split)
@@ -128,22 +135,16 @@ def sample_variation(task: str, seed: int, split: str, distractor_pad: bool = Fa
         light_pos=(0.4 * math.cos(light_angle), 0.4 * math.sin(light_angle), 1.0),
         light_diffuse=_band(rng, 0.35, 0.9, split),
     )
-    if task == "Fragile":
-        hold, brk, friction, mass = _force_window(rng, split, (14, 200), (1.6, 2.4), (0.15, 0.3))
-        pad_xy = _pad_position(rng, object_xy, split) if distractor_pad else None
-        return Variation(**common, mass=mass, friction=friction, hold_force=hold,
-                         break_force=brk, pad_xy=pad_xy)  # fmt: skip
-    if task == "Slippery":
-        hold, brk, friction, mass = _force_window(rng, split, (12, 200), (1.8, 2.5), (0.12, 0.25))
-        pad_xy = _pad_position(rng, object_xy, split) if distractor_pad else None
-        return Variation(**common, mass=mass, friction=friction, hold_force=hold,
-                         break_force=brk, pad_xy=pad_xy)  # fmt: skip
-    mass = _band(rng, 0.1, 0.5, split)
-    friction = _band(rng, 0.6, 1.2, split)
-    hold = mass * GRAVITY / (2 * friction)
+    if task in FORCE_WINDOWS:
+        hold, brk, friction, mass = _force_window(rng, split, *FORCE_WINDOWS[task])
+    else:
+        mass = _band(rng, 0.1, 0.5, split)
+        friction = _band(rng, 0.6, 1.2, split)
+        hold, brk = mass * GRAVITY / (2 * friction), math.inf
     with_pad = task == "Place" or distractor_pad
     pad_xy = _pad_position(rng, object_xy, split) if with_pad else None
-    return Variation(**common, mass=mass, friction=friction, hold_force=hold, pad_xy=pad_xy)
+    return Variation(**common, mass=mass, friction=friction, hold_force=hold, break_force=brk,
+                     pad_xy=pad_xy)  # fmt: skip
 
 
 def _pad_position(rng, object_xy, split) -> tuple[float, float]:
