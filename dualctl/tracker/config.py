@@ -17,6 +17,9 @@ ARCHITECTURE_KEYS = (
     "encoder",
     "arch",
     "coord_channels",
+    "pool",
+    "keypoints",
+    "keypoint_stage",
     "pose_probe",
     "image_size",
     "latent_dim",
@@ -172,6 +175,13 @@ class TrackerConfig:
             or a local VJEPA2 checkpoint folder; "" trains from scratch.
         coord_channels: append x/y coordinate planes to the image so pooled features keep
             where things are.
+        pool: how the timm encoder's feature maps become the latent: "flatten" (the last map
+            flattened, so a unit stands for a place) or "keypoints" (spatial-softmax keypoint
+            coordinates from an early map plus the last map average-pooled, see
+            :class:`dualctl.tracker.encoders.KeypointImageEncoder`; ignores coord_channels).
+        keypoints: keypoints found by the "keypoints" pool.
+        keypoint_stage: the timm feature stage (``features_only`` index, 0 = finest) the
+            keypoints are found on.
         pose_probe: train a linear probe from a latent to the gripper pose and opening seen in
             that frame (proprio x, y, z, yaw, width), which makes the latent carry the
             geometry; the head also gets the probe's pose of the reference minus that of the
@@ -201,6 +211,9 @@ class TrackerConfig:
     arch: str = "test_resnet"
     encoder_weights: str = ""
     coord_channels: bool = True
+    pool: str = "flatten"
+    keypoints: int = 32
+    keypoint_stage: int = 1
     pose_probe: bool = False
     image_size: int = 64
     camera: str = "scene"
@@ -222,6 +235,9 @@ class TrackerConfig:
         check_choice("tracker.controller", self.controller, ("head", "mpc"))
         check_range("tracker.lookahead_s", self.lookahead_s, 0.0, 5.0)
         check_choice("tracker.encoder", self.encoder, ("timm", "vjepa2"))
+        check_choice("tracker.pool", self.pool, ("flatten", "keypoints"))
+        check_range("tracker.keypoints", self.keypoints, 1, 1024)
+        check_range("tracker.keypoint_stage", self.keypoint_stage, 0, 16)
         check_range("tracker.image_size", self.image_size, 16, 256)
         check_range("tracker.frame_hz", self.frame_hz, 1.0, 120.0)
         check_range("tracker.latent_dim", self.latent_dim, 4, 4096)

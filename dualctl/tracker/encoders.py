@@ -13,7 +13,7 @@ import timm
 import torch
 from torch import nn
 
-from dualctl.errors import CheckpointError
+from dualctl.errors import CheckpointError, ConfigError
 from dualctl.tracker.config import TrackerConfig
 from dualctl.types import TACTILE_SHAPE, WRENCH_DIM
 
@@ -48,6 +48,19 @@ def replace_batchnorm(module: nn.Module) -> None:
             replace_batchnorm(child)
 
 
+def create_backbone(arch: str, in_chans: int, **kwargs) -> nn.Module:
+    """A timm model by name, pretrained=False, BatchNorm swapped for GroupNorm."""
+    try:
+        backbone = timm.create_model(arch, pretrained=False, in_chans=in_chans, **kwargs)
+    except RuntimeError as error:  # timm raises RuntimeError for unknown names
+        raise CheckpointError(
+            f"tracker.arch '{arch}' is not a timm architecture ({error}); "
+            "pick one from timm.list_models()"
+        ) from error
+    replace_batchnorm(backbone)
+    return backbone
+
+
 class TimmImageEncoder(nn.Module):
     """A timm CNN's feature map, flattened (keeps coarse layout), projected to the latent."""
 
@@ -55,16 +68,7 @@ class TimmImageEncoder(nn.Module):
         super().__init__()
         self.coord_channels = coord_channels
         in_chans = 5 if coord_channels else 3
-        try:
-            self.backbone = timm.create_model(
-                arch, pretrained=False, num_classes=0, global_pool="", in_chans=in_chans
-            )
-        except RuntimeError as error:  # timm raises RuntimeError for unknown names
-            raise CheckpointError(
-                f"tracker.arch '{arch}' is not a timm architecture ({error}); "
-                "pick one from timm.list_models()"
-            ) from error
-        replace_batchnorm(self.backbone)
+        self.backbone = create_backbone(arch, in_chans, num_classes=0, global_pool="")
         ramp = torch.linspace(-1.0, 1.0, image_size)
         self.register_buffer("coords", torch.stack(torch.meshgrid(ramp, ramp, indexing="ij")))
         with torch.no_grad():
@@ -76,6 +80,57 @@ class TimmImageEncoder(nn.Module):
         if self.coord_channels:
             x = torch.cat([x, self.coords.expand(len(x), -1, -1, -1)], 1)
         return self.project(self.backbone(x))
+
+
+class SpatialSoftmax(nn.Module):
+    """(B, C, H, W) feature maps -> (B, 2K) expected (x, y) of K learned keypoints in [-1, 1].
+
+    Each keypoint is a 1x1 convolution's response turned into a probability map over the
+    image; its expected coordinates move continuously (sub-cell) and linearly with the thing it
+    found, also to positions never seen in training (Levine et al., "End-to-end training of
+    deep visuomotor policies", 2016).
+    """
+
+    def __init__(self, channels: int, keypoints: int, height: int, width: int):
+        super().__init__()
+        self.points = nn.Conv2d(channels, keypoints, 1)
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+        ys, xs = torch.meshgrid(
+            torch.linspace(-1.0, 1.0, height), torch.linspace(-1.0, 1.0, width), indexing="ij"
+        )
+        self.register_buffer("grid", torch.stack([xs.flatten(), ys.flatten()], 1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        logits = self.points(features).flatten(2) / self.log_temperature.exp()
+        return (torch.softmax(logits, -1) @ self.grid).flatten(1)
+
+
+class KeypointImageEncoder(nn.Module):
+    """Keypoints from a timm CNN's early feature map plus its last map average-pooled.
+
+    Where things are reaches the latent as coordinates (:class:`SpatialSoftmax`), what is there
+    as pooled features; no unit is tied to a place in the image, so positions outside the
+    training range give coordinates outside it instead of unfamiliar unit patterns.
+    """
+
+    def __init__(self, arch: str, latent_dim: int, image_size: int, keypoints: int, stage: int):
+        super().__init__()
+        self.backbone = create_backbone(arch, 3, features_only=True)
+        last = len(self.backbone.feature_info) - 1
+        if not 0 <= stage <= last:
+            raise ConfigError("tracker.keypoint_stage", stage,
+                              f"a feature stage of '{arch}' in 0..{last}")  # fmt: skip
+        self.stage = stage
+        with torch.no_grad():
+            maps = self.backbone(torch.zeros(1, 3, image_size, image_size))
+        _, channels, height, width = maps[stage].shape
+        self.keypoints = SpatialSoftmax(channels, keypoints, height, width)
+        self.project = nn.Linear(2 * keypoints + maps[-1].shape[1], latent_dim)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        maps = self.backbone(images * 2.0 - 1.0)
+        points = self.keypoints(maps[self.stage])
+        return self.project(torch.cat([points, maps[-1].mean((2, 3))], 1))
 
 
 class Vjepa2ImageEncoder(nn.Module):
@@ -124,9 +179,15 @@ def build_image_encoder(config: TrackerConfig, load_weights: bool = True) -> nn.
     """The image encoder ``config.encoder`` names; ``encoder_weights`` loaded when given."""
     if config.encoder == "vjepa2":
         return Vjepa2ImageEncoder(config, config.encoder_weights if load_weights else "")
-    encoder = TimmImageEncoder(
-        config.arch, config.latent_dim, config.image_size, config.coord_channels
-    )
+    if config.pool == "keypoints":
+        encoder = KeypointImageEncoder(
+            config.arch, config.latent_dim, config.image_size, config.keypoints,
+            config.keypoint_stage,
+        )  # fmt: skip
+    else:
+        encoder = TimmImageEncoder(
+            config.arch, config.latent_dim, config.image_size, config.coord_channels
+        )
     if load_weights and config.encoder_weights:
         _load_backbone_weights(encoder.backbone, Path(config.encoder_weights))
     return encoder

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from dualctl.config import load_config
 from dualctl.data.dataset import REFERENCE_CAMERA, EpisodeStore, WindowDataset, collate_arrays
 from dualctl.data.episode import read_episode
+from dualctl.errors import ConfigError
+from dualctl.tracker.encoders import KeypointImageEncoder, SpatialSoftmax
 from dualctl.tracker.fastpath import FastPath
 from dualctl.tracker.jepa import JepaTracker
 from dualctl.tracker.lit import TrackerLightning, colour_jitter, window_offsets
@@ -211,3 +213,41 @@ def test_colour_jitter_recolours_each_window_alike_and_keeps_the_range():
                 for k in range(3)
             ]
             assert min(ratios) < 1e-4
+
+
+def test_spatial_softmax_finds_a_peak_and_follows_it():
+    points = SpatialSoftmax(channels=1, keypoints=1, height=9, width=9)
+    with torch.no_grad():
+        points.points.weight.fill_(1.0)
+        points.points.bias.zero_()
+    coordinates = []
+    for row, col in ((2, 6), (7, 1)):
+        features = torch.zeros(1, 1, 9, 9)
+        features[0, 0, row, col] = 50.0
+        coordinates.append(points(features)[0])
+    # grid in [-1, 1] over 9 cells: cell i sits at -1 + i / 4; output is (x, y) = (col, row)
+    assert torch.allclose(coordinates[0], torch.tensor([0.5, -0.5]), atol=1e-3)
+    assert torch.allclose(coordinates[1], torch.tensor([-0.75, 0.75]), atol=1e-3)
+
+
+def test_keypoint_encoder_moves_its_keypoints_with_the_object():
+    config = small_config("tracker.pool=keypoints", "tracker.coord_channels=false",
+                          "tracker.keypoints=4")  # fmt: skip
+    torch.manual_seed(0)
+    net = TrackerNet(config)
+    encoder = net.encoder
+    assert isinstance(encoder, KeypointImageEncoder)
+    images = torch.zeros(2, 3, 32, 32)
+    images[0, :, 4:10, 4:10] = 1.0
+    images[1, :, 20:26, 20:26] = 1.0
+    with torch.no_grad():
+        encoder.keypoints.log_temperature.fill_(-3.0)  # sharp maps, so the peak decides
+        points = encoder.keypoints(encoder.backbone(images * 2 - 1)[encoder.stage])
+    assert net.encode(images).shape == (2, config.latent_dim)
+    shift = points[1].view(-1, 2) - points[0].view(-1, 2)  # (x, y) per keypoint
+    assert (shift > 0).float().mean() > 0.5  # the square moved right and down
+
+
+def test_keypoint_stage_outside_the_backbone_is_named():
+    with pytest.raises(ConfigError, match="tracker.keypoint_stage"):
+        TrackerNet(small_config("tracker.pool=keypoints", "tracker.keypoint_stage=9"))
