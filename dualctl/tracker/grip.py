@@ -80,16 +80,20 @@ class SlipProbe:
     #: Relative change of shear/normal between steps below which it counts as steady.
     STEADY = 0.02
     #: Ratio to the highest steady shear/normal seen above which the contact still slips (one
-    #: raise takes a carried object's ratio to 1/GROW = 0.8).
-    SLIPPING = 0.95
+    #: raise takes a carried object's ratio to 1/GROW = 0.8). A sliding contact's ratio drifts
+    #: a few per cent below its peak as the squeeze grows (0.95 called such contacts carried at
+    #: a third of the force they needed).
+    SLIPPING = 0.85
 
     def __init__(
         self,
         start_force: float = GRIPPER_FORCE_RANGE[0],
         carried_exponent: float = -0.5,
         settle: bool = True,
+        recheck_raises: int = 1,
     ):
         self.force = float(start_force)
+        self.recheck_raises = recheck_raises
         self.carried_exponent = carried_exponent
         self.settle = settle
         self.carried = False
@@ -108,19 +112,30 @@ class SlipProbe:
     def _step_coulomb(self, normal: float, shear: float) -> None:
         previous, self._previous = self._previous, (normal, shear)
         loaded = shear > LOADED_SHEAR and normal > 0.5 * self.force
-        if self.carried or not loaded or previous is None or previous[1] <= LOADED_SHEAR:
+        if not loaded or previous is None or previous[1] <= LOADED_SHEAR:
             return
         if previous[0] <= 0.0:
             return  # shear without pressure: a glancing touch, no cone to compare
         ratio, before = shear / normal, previous[1] / previous[0]
         if abs(ratio / before - 1.0) > self.STEADY:
             return  # the load is still changing
-        if self.friction is None or ratio >= self.SLIPPING * self.friction:
+        if self.carried:
+            self._recheck(ratio)
+        elif self.friction is None or ratio >= self.SLIPPING * self.friction:
             self.friction = max(self.friction or 0.0, ratio)
             if normal >= 0.9 * self.force:
                 self.force *= GROW
         else:
             self.force, self.carried = self.force * MARGIN, True
+
+    def _recheck(self, ratio: float) -> None:
+        """A carried object that slips again (on the friction cone once more, e.g. when the
+        lift speeds up) gets one more raise, at most ``recheck_raises`` times."""
+        if self.friction is None or self.recheck_raises <= 0:
+            return
+        if ratio >= self.SLIPPING * self.friction:
+            self.force *= GROW
+            self.recheck_raises -= 1
 
     def _step_at_once(self, normal: float, shear: float) -> None:
         landed = normal >= 0.95 * self.force
