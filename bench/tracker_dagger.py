@@ -17,6 +17,10 @@ demos use, shows where the tracker went, not where the reference led; with it th
     MUJOCO_GL=egl python bench/tracker_dagger.py --out data/sim_dagger
         [--checkpoint checkpoints/tracker] [--episodes 40] [--seed 5000] [--beta 0.5]
         [--align clock|state]
+
+Resumable: episodes already in ``--out`` are kept and counted, not rolled out again (each
+episode draws its beta-mixing from its own seed, so a resumed round equals an uninterrupted
+one; the shipped rounds drew from one stream over the whole run).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -37,7 +42,13 @@ from rich.console import Console
 from rich.progress import Progress
 
 from dualctl.data.dataset import REFERENCE_CAMERA
-from dualctl.data.episode import Episode, atomic_write_text, write_dataset_info, write_episode
+from dualctl.data.episode import (
+    Episode,
+    atomic_write_text,
+    read_episode,
+    write_dataset_info,
+    write_episode,
+)
 from dualctl.eval.references import StateAlignment
 from dualctl.tracker.jepa import JepaTracker, load_tracker
 from dualctl.types import Action, Observation
@@ -114,8 +125,8 @@ def link_demos(out: Path, demos: Path) -> int:
     count = 0
     for path in sorted((demos / "episodes").glob("*.npz")):
         link = out / "episodes" / f"demo_{path.name}"
-        if not link.exists():
-            link.symlink_to(Path("..") / ".." / demos.name / "episodes" / path.name)
+        if not link.is_symlink():
+            link.symlink_to(os.path.relpath(path.resolve(), link.parent.resolve()))
         count += 1
     return count
 
@@ -151,14 +162,17 @@ def main() -> None:
     (out / "episodes").mkdir(parents=True, exist_ok=True)
     demos = link_demos(out, Path(args.demos))
     outcomes = collections.defaultdict(collections.Counter)
-    rng = np.random.default_rng(args.seed)
     with Progress() as progress:
         for task in tasks:
             bar = progress.add_task(f"DAgger {task}", total=args.episodes)
             for seed in range(args.seed, args.seed + args.episodes):
-                episode = run_mixed(tracker, task, seed, config, args.beta, rng, args.align)
-                name = f"dagger_{task.lower()}_{seed:06d}.npz"
-                write_episode(out / "episodes" / name, episode)
+                path = out / "episodes" / f"dagger_{task.lower()}_{seed:06d}.npz"
+                if path.is_file():  # resuming: written (atomically) by an earlier run
+                    episode = read_episode(path)
+                else:
+                    rng = np.random.default_rng([seed, tasks.index(task)])
+                    episode = run_mixed(tracker, task, seed, config, args.beta, rng, args.align)
+                    write_episode(path, episode)
                 outcomes[task][episode.meta["failure_reason"] or "success"] += 1
                 progress.update(bar, advance=1)
     result = {task: dict(counts) for task, counts in outcomes.items()}
