@@ -25,7 +25,8 @@ def make_clock(runtime: RuntimeConfig) -> Clock:
 PLANNER_RUN_KEYS = ("steps", "sampler", "guidance", "seed", "noise_scale", "change_threshold",
                     "composite")  # fmt: skip
 #: Settings of ``tracker`` that apply at run time (the rest is the checkpoint's).
-TRACKER_RUN_KEYS = ("rate_hz", "controller", "drop_force", "drop_tactile", "grip_reflex", "mpc")
+TRACKER_RUN_KEYS = ("rate_hz", "controller", "drop_force", "drop_tactile", "grip_reflex",
+                    "regrasp", "mpc")  # fmt: skip
 
 
 def planner_client(config: Config, clock: Clock) -> ProcessPlanClient:

@@ -29,6 +29,7 @@ from dualctl.types import (
 )
 
 PROPRIO_Z, PROPRIO_VZ = PROPRIO_FIELDS.index("ee_z"), PROPRIO_FIELDS.index("ee_vz")
+PROPRIO_WIDTH = PROPRIO_FIELDS.index("width")
 #: Force raise per step while slipping: at most this far above the hold force, so it stays
 #: under the break force (>= 1.6 x hold in every sim split).
 GROW = 1.25
@@ -50,6 +51,11 @@ SET_DOWN_SPEED, SET_DOWN_S = 0.005, 0.3
 PICK_HEIGHT_TOLERANCE_M, LIFTED_M = 0.006, 0.02
 #: After letting go the reflex lifts the open hand this far (m) at RETREAT_SPEED (m/s).
 RETREAT_M, RETREAT_SPEED = 0.04, 0.05
+#: Fingers closer than this (m) with less than MISSED_NORMAL_N (N) felt have closed on nothing.
+MISSED_WIDTH_M, MISSED_NORMAL_N = 0.005, 0.5
+#: After a missed grasp the hand stays open until the arm is back within this (m) of the height
+#: it missed at, so the head's still-closing width output does not close it in the air.
+REGRASP_BAND_M = 0.01
 
 
 def felt_forces(tactile: np.ndarray) -> tuple[float, float]:
@@ -172,6 +178,12 @@ class GripReflex:
     demonstrations is slow to make that decision itself: its width output drifts towards
     "open" without crossing the hysteresis band, and the hand stays closed on a placed object.
 
+    With ``regrasp`` a missed grasp is the third such event: fingers closed on nothing (no
+    touch, :data:`MISSED_WIDTH_M`). The reflex opens and lifts clear as after a set-down, and
+    keeps the hand open until the arm is back down near the height it missed at
+    (:data:`REGRASP_BAND_M`) or the head opens by itself, so the head gets another try instead
+    of holding a closed hand over the object until the episode ends.
+
     The open/closed decision has hysteresis, since the head's width output is a regression
     that wanders between the two. Landing is checked every tick on the touch averaged over the
     last ``AVERAGE_S``; each probe step sees the median touch over the probe period: a
@@ -189,8 +201,9 @@ class GripReflex:
     #: Touch is averaged over this long (s) before each probe step.
     AVERAGE_S = 0.015
 
-    def __init__(self, period_s: float):
+    def __init__(self, period_s: float, regrasp: bool = False):
         self.period_s = period_s
+        self.regrasp = regrasp
         self.reset()
 
     def reset(self) -> None:
@@ -203,6 +216,7 @@ class GripReflex:
         self._felt: collections.deque = collections.deque()
         self._vz = 0.0
         self._time: float | None = None
+        self.missed_at_z: float | None = None
 
     def _forget_grasp(self) -> None:
         self.grasp_z: float | None = None
@@ -219,7 +233,14 @@ class GripReflex:
             return "carrying"
         return "closing" if self.landed_at is None else "probing"
 
-    def _closing(self, width_m: float) -> bool:
+    def _closing(self, width_m: float, proprio: np.ndarray | None = None) -> bool:
+        if self.missed_at_z is not None:
+            if width_m > self.OPEN_ABOVE * GRIPPER_STROKE_M:
+                self.missed_at_z = None  # the head opened: its next close is a new attempt
+            elif proprio is None or proprio[PROPRIO_Z] > self.missed_at_z + REGRASP_BAND_M:
+                return False
+            else:
+                self.missed_at_z = None
         if self.probe is None:
             return width_m < self.CLOSE_BELOW * GRIPPER_STROKE_M
         return width_m <= self.OPEN_ABOVE * GRIPPER_STROKE_M
@@ -265,8 +286,15 @@ class GripReflex:
         self._pushing_s = max(0.0, self._pushing_s + (dt if pushing or back_down else -dt))
         return self._pushing_s >= SET_DOWN_S
 
+    def _missed(self, tactile: np.ndarray, proprio: np.ndarray | None) -> bool:
+        """Whether the fingers have closed on nothing (``regrasp`` only)."""
+        if not self.regrasp or proprio is None or self.state != "closing":
+            return False
+        return proprio[PROPRIO_WIDTH] < MISSED_WIDTH_M and felt_forces(tactile)[0] < MISSED_NORMAL_N
+
     def _retreat(self, action: Action, proprio: np.ndarray | None) -> Action | None:
-        """Open and lift clear after a set-down; None once clear (the head acts again)."""
+        """Open and lift clear after a set-down or a missed grasp; None once clear (the head
+        acts again)."""
         if proprio is None or proprio[PROPRIO_Z] >= self.released_at_z + RETREAT_M:
             self.released_at_z = None
             return None
@@ -295,10 +323,18 @@ class GripReflex:
             self.probe, self.landed_at, self._pushing_s = None, None, 0.0
             self._forget_grasp()
             return self._retreat(action, proprio)
-        if not self._closing(action.gripper.width_m):
+        if self._missed(tactile, proprio):
+            self.missed_at_z = self.released_at_z = float(proprio[PROPRIO_Z])
+            self.probe, self.landed_at = None, None
+            return self._retreat(action, proprio)
+        if not self._closing(action.gripper.width_m, proprio):
             self.probe, self.landed_at = None, None
             self._forget_grasp()
             self._vz = float(action.ee_velocity[2])
+            if self.missed_at_z is not None:  # open, whatever the head's width output says
+                gripper = GripperCommand(GRIPPER_STROKE_M, action.gripper.speed_mps,
+                                         action.gripper.force_n)  # fmt: skip
+                return Action(action.ee_velocity, gripper, action.timestamp)
             return action
         if self.probe is None:
             self.probe, self._step_time = SlipProbe(), -np.inf

@@ -219,3 +219,34 @@ def test_reflex_lets_go_where_the_object_was_picked_from_only_after_a_lift():
         action = reflex(still(), tactile(20, 1), t, proprio(0.034, 0.0))
     assert reflex.state == "releasing" and t - 1.0 == pytest.approx(SET_DOWN_S, abs=0.01)
     assert action.gripper.width_m == GRIPPER_STROKE_M
+
+
+def at(z: float, width: float) -> np.ndarray:
+    state = proprio(z, 0.0)
+    state[PROPRIO_FIELDS.index("width")] = width
+    return state
+
+
+@pytest.mark.parametrize("regrasp", [True, False])
+def test_regrasp_reopens_after_closing_on_nothing_and_closes_again_back_down(regrasp):
+    reflex, closing = GripReflex(period_s=0.05, regrasp=regrasp), head_action(0.01, vz=-0.02)
+    reflex(closing, tactile(0, 0), 0.0, at(0.03, 0.04))  # closing, fingers still apart
+    missed = reflex(closing, tactile(0, 0), 0.01, at(0.03, 0.0))  # shut on nothing
+    if not regrasp:
+        assert missed.gripper.width_m == 0.0 and reflex.state == "closing"
+        return
+    assert missed.gripper.width_m == GRIPPER_STROKE_M and missed.ee_velocity[2] > 0
+    up = reflex(closing, tactile(0, 0), 0.02, at(0.05, 0.0))
+    assert up.gripper.width_m == GRIPPER_STROKE_M and up.ee_velocity[2] > 0  # still lifting
+    clear = reflex(closing, tactile(0, 0), 0.03, at(0.08, 0.085))
+    assert clear.gripper.width_m == GRIPPER_STROKE_M  # the head says close: kept open up here
+    assert clear.ee_velocity[2] == pytest.approx(-0.02)  # and the head has the arm again
+    back = reflex(closing, tactile(0, 0), 0.04, at(0.035, 0.085))
+    assert back.gripper.width_m == 0.0 and reflex.state == "closing"  # a new attempt
+
+
+def test_regrasp_does_not_take_a_firm_grasp_on_a_thin_object_for_a_miss():
+    reflex, closing = GripReflex(period_s=0.05, regrasp=True), head_action(0.01, vz=-0.02)
+    reflex(closing, tactile(0, 0), 0.0, at(0.03, 0.04))
+    held = reflex(closing, tactile(20, 0), 0.01, at(0.03, 0.003))
+    assert held.gripper.width_m == 0.0 and reflex.state != "open"
