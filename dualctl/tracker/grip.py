@@ -77,6 +77,10 @@ class SlipProbe:
     ``MARGIN`` x that force. Light objects that never slip are told apart by the first raise:
     their ratio falls with it.
 
+    Once carried, a ratio back on the cone (the object slips again, e.g. as the lift speeds up)
+    gets one more raise, at most ``recheck_raises`` times: the force was then short of what the
+    motion needs, so one raise stays under the break force as the probing raises do.
+
     ``settle=False`` is the first version of the rule, which compared the ratio just before and
     just after a raise (``carried_exponent`` sets the test); the shear still lags the squeeze
     then, so it can call a slipping object carried. The touch teacher recorded
