@@ -11,7 +11,7 @@ tracker, and (on Fragile and Slippery) the same checkpoint without the grip refl
 own grip force) and with force and tactile dropped (which also turns the reflex off).
 
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
-        [--episodes 20] [--seed 1000] [--split train] [--align state] [--rate 200]
+        [--episodes 50] [--seed 4000] [--split train] [--align state] [--rate 200]
         [--arms full,no reflex,no force/tactile] [--json PATH]
 """
 
@@ -87,8 +87,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="checkpoints/tracker")
     parser.add_argument("--tasks", default="Lift,Fragile,Slippery,Place")
-    parser.add_argument("--episodes", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=1000, help="first seed (0..149 trained)")
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=4000, help="first seed (0..149 trained)")
     parser.add_argument("--split", default="train", choices=("train", "heldout"))
     parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset of arms")
     parser.add_argument("--align", default="state", choices=("state", "clock"))
