@@ -290,11 +290,12 @@ class GripReflex:
         self._pushing_s = max(0.0, self._pushing_s + (dt if pushing or back_down else -dt))
         return self._pushing_s >= SET_DOWN_S
 
-    def _missed(self, tactile: np.ndarray, proprio: np.ndarray | None) -> bool:
-        """Whether the fingers have closed on nothing (``regrasp`` only)."""
+    def _missed(self, proprio: np.ndarray | None) -> bool:
+        """Whether the fingers have closed on nothing (``regrasp`` only), by the touch this
+        tick's probe step has just read."""
         if not self.regrasp or proprio is None or self.state != "closing":
             return False
-        return proprio[PROPRIO_WIDTH] < MISSED_WIDTH_M and felt_forces(tactile)[0] < MISSED_NORMAL_N
+        return proprio[PROPRIO_WIDTH] < MISSED_WIDTH_M and self._felt[-1][1] < MISSED_NORMAL_N
 
     def _retreat(self, action: Action, proprio: np.ndarray | None) -> Action | None:
         """Open and lift clear after a set-down or a missed grasp; None once clear (the head
@@ -327,10 +328,6 @@ class GripReflex:
             self.probe, self.landed_at, self._pushing_s = None, None, 0.0
             self._forget_grasp()
             return self._retreat(action, proprio)
-        if self._missed(tactile, proprio):
-            self.missed_at_z = self.released_at_z = float(proprio[PROPRIO_Z])
-            self.probe, self.landed_at = None, None
-            return self._retreat(action, proprio)
         if not self._closing(action.gripper.width_m, proprio):
             self.probe, self.landed_at = None, None
             self._forget_grasp()
@@ -344,6 +341,10 @@ class GripReflex:
             self.probe, self._step_time = SlipProbe(), -np.inf
         landed = self.landed_at is not None
         self._step_probe(tactile, time_s)
+        if self._missed(proprio):
+            self.missed_at_z = self.released_at_z = float(proprio[PROPRIO_Z])
+            self.probe, self.landed_at = None, None
+            return self._retreat(action, proprio)
         if not landed and self.landed_at is not None and proprio is not None:
             self.grasp_z = float(proprio[PROPRIO_Z])
         velocity = self._velocity(action.ee_velocity, time_s, dt)
