@@ -8,7 +8,9 @@ gripper pose best matches the robot's, as the runtime's oracle planner aligns, a
 conditioned on the current frame would). A synchronous loop on a virtual clock: ``act`` at
 ``--rate`` Hz, ``encode`` whenever the SimBody has rendered a new camera frame. Arms: the full
 tracker, and (on Fragile and Slippery) the same checkpoint without the grip reflex (the head's
-own grip force) and with force and tactile dropped (which also turns the reflex off).
+own grip force) and with force and tactile dropped (which also turns the reflex off). Each
+run also records the robot's yaw at its first close against the expert's (wrapped to a quarter
+turn, as a square block looks the same every quarter turn).
 
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
         [--episodes 50] [--seed 4000] [--split train] [--align state] [--rate 200]
@@ -36,6 +38,7 @@ from dualctl.data.episode import atomic_write_text
 from dualctl.eval.references import StateAlignment
 from dualctl.eval.stats import wilson_interval
 from dualctl.tracker.jepa import JepaTracker, load_tracker
+from dualctl.types import ACTION_FIELDS, GRIPPER_STROKE_M, PROPRIO_FIELDS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: arm -> (modalities, grip reflex on)
@@ -45,6 +48,9 @@ ARMS = {
     "no force/tactile": ((), False),
 }
 ABLATED_TASKS = ("Fragile", "Slippery")
+#: A commanded finger opening below this (m) is a close (the grip reflex's threshold).
+CLOSING_BELOW_M = 0.5 * GRIPPER_STROKE_M
+PROPRIO_YAW = PROPRIO_FIELDS.index("ee_yaw")
 
 
 def interpolate(times: np.ndarray, latents: np.ndarray, t: float) -> np.ndarray:
@@ -58,8 +64,28 @@ def interpolate(times: np.ndarray, latents: np.ndarray, t: float) -> np.ndarray:
     return ((1 - w) * latents[i - 1] + w * latents[i]).astype(np.float32)
 
 
+def wrap_quarter_turn(angle: float) -> float:
+    """An angle (rad) wrapped to [-pi/4, pi/4): a square block looks the same every quarter
+    turn, so a grasp that far off the expert's yaw is as good as the expert's."""
+    return float((angle + np.pi / 4) % (np.pi / 2) - np.pi / 4)
+
+
+def yaw_error(robot_yaw: float | None, expert_yaw: float | None) -> float | None:
+    """Robot minus expert grasp yaw (rad), wrapped a quarter turn; None if either never closed."""
+    if robot_yaw is None or expert_yaw is None:
+        return None
+    return wrap_quarter_turn(robot_yaw - expert_yaw)
+
+
+def expert_grasp_yaw(expert) -> float | None:
+    """The expert's gripper yaw (rad) when it first commands a close, None if it never does."""
+    closing = np.flatnonzero(expert.action[:, ACTION_FIELDS.index("grip_width")] < CLOSING_BELOW_M)
+    return float(expert.proprio[closing[0], PROPRIO_YAW]) if len(closing) else None
+
+
 async def follow(tracker: JepaTracker, task: str, seed: int, config: SimConfig,
                  expert, latents: np.ndarray, rate_hz: float, align: str):  # fmt: skip
+    """Run one episode; the final status and the robot's yaw (rad) at its first close."""
     clock = [0.0]
     body = SimBody(task, seed, config, now=lambda: clock[0])
     await body.connect()
@@ -67,17 +93,21 @@ async def follow(tracker: JepaTracker, task: str, seed: int, config: SimConfig,
     latent, image_stamp = None, None
     times = expert.timestamp
     alignment = StateAlignment(expert.proprio) if align == "state" else None
+    grasp_yaw = None
     try:
         while True:
             obs = await body.observe()
             if body.status().done:
-                return body.status()
+                return body.status(), grasp_yaw
             stamp = obs.stamps["image/scene"]
             if stamp != image_stamp:
                 latent, image_stamp = tracker.encode(obs.images["scene"][None])[0], stamp
             now = obs.timestamp if alignment is None else times[alignment.step(obs.proprio)]
             reference = interpolate(times, latents, now + tracker.lookahead_s)
-            await body.act(tracker.act(obs, latent, reference))
+            action = tracker.act(obs, latent, reference)
+            if grasp_yaw is None and action.gripper.width_m < CLOSING_BELOW_M:
+                grasp_yaw = float(obs.proprio[PROPRIO_YAW])
+            await body.act(action)
             clock[0] += 1.0 / rate_hz
     finally:
         await body.close()
@@ -111,10 +141,11 @@ def main() -> None:
         for seed in range(args.seed, args.seed + args.episodes):
             expert = run_expert(task, seed, args.split, config)
             latents = next(iter(trackers.values())).encode(expert.images["scene"])
+            expert_yaw = expert_grasp_yaw(expert)
             for arm, tracker in trackers.items():
                 if arm != "full" and task not in ABLATED_TASKS:
                     continue
-                status = asyncio.run(follow(tracker, task, seed, config, expert, latents,
+                status, grasp_yaw = asyncio.run(follow(tracker, task, seed, config, expert, latents,
                                             args.rate, args.align))  # fmt: skip
                 outcomes[(task, arm)].append(
                     {
@@ -122,6 +153,7 @@ def main() -> None:
                         "success": bool(status.success),
                         "failure": status.failure_reason,
                         "expert_success": bool(expert.meta["success"]),
+                        "grasp_yaw_error": yaw_error(grasp_yaw, expert_yaw),
                     }
                 )
             done = [
@@ -138,7 +170,9 @@ def main() -> None:
         f"{args.seed}..{args.seed + args.episodes - 1}, act at {args.rate:g} Hz, "
         f"reference aligned by {args.align}"
     )
-    for column in ("task", "arm", "success", "rate", "Wilson 95 %", "expert", "failures"):
+    columns = ("task", "arm", "success", "rate", "Wilson 95 %", "expert", "|grasp yaw err|",
+               "failures")  # fmt: skip
+    for column in columns:
         table.add_column(column)
     cells = {}
     for (task, arm), runs in outcomes.items():
@@ -146,8 +180,11 @@ def main() -> None:
         low, high = wilson_interval(wins, n)
         failures = collections.Counter(r["failure"] for r in runs if not r["success"])
         expert_wins = sum(r["expert_success"] for r in runs)
+        yaw_errors = [abs(r["grasp_yaw_error"]) for r in runs if r["grasp_yaw_error"] is not None]
+        median_yaw = float(np.median(yaw_errors)) if yaw_errors else None
         cells[f"{task}/{arm}"] = {"successes": wins, "episodes": n, "rate": wins / n,
                                   "wilson95": [low, high], "expert_successes": expert_wins,
+                                  "median_abs_grasp_yaw_error": median_yaw,
                                   "failures": dict(failures), "runs": runs}  # fmt: skip
         table.add_row(
             task,
@@ -156,6 +193,7 @@ def main() -> None:
             f"{wins / n:.2f}",
             f"[{low:.2f}, {high:.2f}]",
             f"{expert_wins}/{n}",
+            "-" if median_yaw is None else f"{median_yaw:.2f} rad",
             ", ".join(f"{k}:{v}" for k, v in failures.items()),
         )
     console.print(table)
