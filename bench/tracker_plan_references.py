@@ -1,0 +1,149 @@
+"""References from the planner for the tracker's head: copy a dataset's episodes with, at every
+step, the frame the runtime would have shown the tracker from the diffusion planner's plans.
+
+Why: the head is trained on references cut from real futures (hindsight frames of demos, the
+expert's frames in DAgger rollouts), sharp and exactly where things go. The planner's frames
+are neither: the block and arm ghost and blur, so in closed loop the head meets references
+unlike any it was trained on. Here each episode is replayed through the planner as the runtime
+runs it: a plan conditioned on the frame, proprio and instruction every ``--replan-s``
+(starting at a random phase), usable ``--latency-s`` after its observation; the reference at
+step ``t`` is the latest usable plan's frame nearest ``t + lookahead``. The copy keeps the
+episode's labels and stores that frame as the ``reference`` camera, so training pairs each
+label with a planner reference (``tracker.train.recorded_references``). The source episodes
+are linked beside the copies, so one training run sees both kinds of reference.
+
+    python bench/tracker_plan_references.py --data data/sim_dg1 --out data/sim_planref
+        [--planner checkpoints/planner] [--replan-s 0.5] [--latency-s 0.3]
+        [--lookahead-s 0.5] [--shard 0/1] [--limit N]
+
+Resumable: copies already in ``--out`` are kept. ``--shard i/n`` handles every n-th episode
+from the i-th, so n processes can share the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import Progress
+
+from dualctl.data.dataset import REFERENCE_CAMERA
+from dualctl.data.episode import (
+    Episode,
+    episode_paths,
+    read_dataset_info,
+    read_episode,
+    write_dataset_info,
+    write_episode,
+)
+from dualctl.planner.diffusion_planner import DiffusionPlanner, load_planner
+
+PREFIX = "planref_"
+
+
+def plan_starts(times: np.ndarray, replan_s: float, phase_s: float) -> np.ndarray:
+    """Step indices the plans are conditioned at: the first step, then every ``replan_s`` (s)
+    from ``phase_s``."""
+    wanted = np.arange(phase_s, times[-1] + 1e-9, replan_s)
+    starts = np.searchsorted(times, wanted - 1e-9)
+    return np.unique(np.concatenate([[0], starts[starts < len(times)]]))
+
+
+def shown_frames(
+    times: np.ndarray, starts: np.ndarray, plans: np.ndarray, frame_s: float,
+    latency_s: float, lookahead_s: float,
+) -> np.ndarray:  # fmt: skip
+    """(T, H, W, 3): for each step, the frame nearest ``t + lookahead_s`` of the latest plan
+    usable by then (conditioned ``latency_s`` or more before; the first plan before any is)."""
+    t0 = times[starts]
+    shown = []
+    for t in times:
+        usable = np.flatnonzero(t0 + latency_s <= t + 1e-9)
+        i = usable[-1] if len(usable) else 0
+        k = int(round((t + lookahead_s - t0[i]) / frame_s)) - 1
+        shown.append(plans[i, min(max(k, 0), plans.shape[1] - 1)])
+    return np.stack(shown)
+
+
+def with_planner_references(
+    episode: Episode, planner: DiffusionPlanner, rng: np.random.Generator,
+    replan_s: float, latency_s: float, lookahead_s: float,
+) -> Episode:  # fmt: skip
+    """A copy of ``episode`` whose ``reference`` camera holds the planner's frames."""
+    camera = planner.config.camera
+    times = np.asarray(episode.timestamp, np.float64)
+    starts = plan_starts(times, replan_s, rng.uniform(0.0, replan_s))
+    instruction = episode.meta["instruction"]
+    plans = planner.imagine(
+        episode.images[camera][starts], episode.proprio[starts], [instruction] * len(starts)
+    )
+    frame_s = planner.config.horizon_s / planner.config.horizon
+    shown = shown_frames(times, starts, plans, frame_s, latency_s, lookahead_s)
+    meta = {
+        **episode.meta,
+        "reference_source": f"planner (replan {replan_s} s, latency {latency_s} s, "
+        f"lookahead {lookahead_s} s)",
+    }
+    images = {camera: episode.images[camera], REFERENCE_CAMERA: shown}
+    return Episode(images, episode.proprio, episode.wrench, episode.tactile, episode.action,
+                   episode.timestamp, meta)  # fmt: skip
+
+
+def link_sources(out: Path, sources: list[Path]) -> None:
+    """Symlink the source episodes into ``out/episodes`` under their own names."""
+    for path in sources:
+        link = out / "episodes" / path.name
+        if not link.is_symlink() and not link.exists():
+            link.symlink_to(os.path.relpath(path.resolve(), link.parent.resolve()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="data/sim_dg1")
+    parser.add_argument("--out", default="data/sim_planref")
+    parser.add_argument("--planner", default="checkpoints/planner")
+    parser.add_argument("--replan-s", type=float, default=0.5, help="runtime.replan_period_s")
+    parser.add_argument("--latency-s", type=float, default=0.3, help="runtime.plan_latency_s")
+    parser.add_argument("--lookahead-s", type=float, default=0.5, help="tracker.lookahead_s")
+    parser.add_argument("--shard", default="0/1", help="i/n: every n-th episode from the i-th")
+    parser.add_argument("--limit", type=int, default=0, help="first N episodes only (0 = all)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    index, count = (int(x) for x in args.shard.split("/"))
+    if not 0 <= index < count:
+        parser.error(f"--shard: {args.shard!r} needs 0 <= i < n")
+    data, out = Path(args.data), Path(args.out)
+    info = read_dataset_info(data)
+    sources = episode_paths(data)[: args.limit or None]
+    planner = load_planner(args.planner, threads=args.threads)
+    (out / "episodes").mkdir(parents=True, exist_ok=True)
+    cameras = {**info.get("cameras", {}), REFERENCE_CAMERA: info["cameras"]["scene"]}
+    write_dataset_info(out, {
+        **info, "cameras": cameras,
+        "source": f"bench/tracker_plan_references.py ({args.planner}, replan {args.replan_s} s, "
+        f"latency {args.latency_s} s, lookahead {args.lookahead_s} s) + {data}",
+    })  # fmt: skip
+    link_sources(out, sources)
+    mine = [(i, p) for i, p in enumerate(sources) if i % count == index]
+    started = time.monotonic()
+    with Progress() as progress:
+        bar = progress.add_task(f"planner references {args.shard}", total=len(mine))
+        for i, source in mine:
+            path = out / "episodes" / f"{PREFIX}{source.name}"
+            if not path.is_file():  # resuming: written (atomically) by an earlier run
+                rng = np.random.default_rng(i)
+                episode = with_planner_references(read_episode(source), planner, rng,
+                                                  args.replan_s, args.latency_s,
+                                                  args.lookahead_s)  # fmt: skip
+                write_episode(path, episode)
+            progress.update(bar, advance=1)
+    print(f"{len(mine)} episodes in {time.monotonic() - started:.0f} s -> {out}")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()
