@@ -14,7 +14,7 @@ are linked beside the copies, so one training run sees both kinds of reference.
 
     python bench/tracker_plan_references.py --data data/sim_dg1 --out data/sim_planref
         [--planner checkpoints/planner] [--replan-s 0.5] [--latency-s 0.3]
-        [--lookahead-s 0.5] [--shard 0/1] [--limit N]
+        [--lookahead-s 0.5] [--shard 0/1] [--limit N] [--match 'dagger_*'] [--prefix s1_]
 
 Resumable: copies already in ``--out`` are kept. ``--shard i/n`` handles every n-th episode
 from the i-th, so n processes can share the work.
@@ -23,6 +23,7 @@ from the i-th, so n processes can share the work.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -33,71 +34,23 @@ from rich.progress import Progress
 
 from dualctl.data.dataset import REFERENCE_CAMERA
 from dualctl.data.episode import (
-    Episode,
     episode_paths,
     read_dataset_info,
     read_episode,
     write_dataset_info,
     write_episode,
 )
-from dualctl.planner.diffusion_planner import DiffusionPlanner, load_planner
+from dualctl.planner.diffusion_planner import load_planner
+from dualctl.tracker.plan_references import with_planner_references
 
 PREFIX = "planref_"
 
 
-def plan_starts(times: np.ndarray, replan_s: float, phase_s: float) -> np.ndarray:
-    """Step indices the plans are conditioned at: the first step, then every ``replan_s`` (s)
-    from ``phase_s``."""
-    wanted = np.arange(phase_s, times[-1] + 1e-9, replan_s)
-    starts = np.searchsorted(times, wanted - 1e-9)
-    return np.unique(np.concatenate([[0], starts[starts < len(times)]]))
-
-
-def shown_frames(
-    times: np.ndarray, starts: np.ndarray, plans: np.ndarray, frame_s: float,
-    latency_s: float, lookahead_s: float,
-) -> np.ndarray:  # fmt: skip
-    """(T, H, W, 3): for each step, the frame nearest ``t + lookahead_s`` of the latest plan
-    usable by then (conditioned ``latency_s`` or more before; the first plan before any is)."""
-    t0 = times[starts]
-    shown = []
-    for t in times:
-        usable = np.flatnonzero(t0 + latency_s <= t + 1e-9)
-        i = usable[-1] if len(usable) else 0
-        k = int(round((t + lookahead_s - t0[i]) / frame_s)) - 1
-        shown.append(plans[i, min(max(k, 0), plans.shape[1] - 1)])
-    return np.stack(shown)
-
-
-def with_planner_references(
-    episode: Episode, planner: DiffusionPlanner, rng: np.random.Generator,
-    replan_s: float, latency_s: float, lookahead_s: float,
-) -> Episode:  # fmt: skip
-    """A copy of ``episode`` whose ``reference`` camera holds the planner's frames."""
-    camera = planner.config.camera
-    times = np.asarray(episode.timestamp, np.float64)
-    starts = plan_starts(times, replan_s, rng.uniform(0.0, replan_s))
-    instruction = episode.meta["instruction"]
-    plans = planner.imagine(
-        episode.images[camera][starts], episode.proprio[starts], [instruction] * len(starts)
-    )
-    frame_s = planner.config.horizon_s / planner.config.horizon
-    shown = shown_frames(times, starts, plans, frame_s, latency_s, lookahead_s)
-    meta = {
-        **episode.meta,
-        "reference_source": f"planner (replan {replan_s} s, latency {latency_s} s, "
-        f"lookahead {lookahead_s} s)",
-    }
-    images = {camera: episode.images[camera], REFERENCE_CAMERA: shown}
-    return Episode(images, episode.proprio, episode.wrench, episode.tactile, episode.action,
-                   episode.timestamp, meta)  # fmt: skip
-
-
-def link_sources(out: Path, sources: list[Path]) -> None:
-    """Symlink the source episodes into ``out/episodes`` under their own names."""
+def link_sources(out: Path, sources: list[Path], prefix: str) -> None:
+    """Symlink the source episodes into ``out/episodes`` under their names with ``prefix``."""
     for path in sources:
-        link = out / "episodes" / path.name
-        if not link.is_symlink() and not link.exists():
+        link = out / "episodes" / f"{prefix}{path.name}"
+        with contextlib.suppress(FileExistsError):  # there already, or another shard's
             link.symlink_to(os.path.relpath(path.resolve(), link.parent.resolve()))
 
 
@@ -111,6 +64,10 @@ def main() -> None:
     parser.add_argument("--lookahead-s", type=float, default=0.5, help="tracker.lookahead_s")
     parser.add_argument("--shard", default="0/1", help="i/n: every n-th episode from the i-th")
     parser.add_argument("--limit", type=int, default=0, help="first N episodes only (0 = all)")
+    parser.add_argument("--match", default="*.npz", help="only source episodes matching this")
+    parser.add_argument(
+        "--prefix", default="", help="put before the names in --out (to add a second source)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     index, count = (int(x) for x in args.shard.split("/"))
@@ -118,22 +75,26 @@ def main() -> None:
         parser.error(f"--shard: {args.shard!r} needs 0 <= i < n")
     data, out = Path(args.data), Path(args.out)
     info = read_dataset_info(data)
-    sources = episode_paths(data)[: args.limit or None]
+    sources = [p for p in episode_paths(data) if p.match(args.match)][: args.limit or None]
     planner = load_planner(args.planner, threads=args.threads)
     (out / "episodes").mkdir(parents=True, exist_ok=True)
+    matching = "" if args.match == "*.npz" else f" matching {args.match}"
+    source = (
+        f"bench/tracker_plan_references.py ({args.planner}, replan {args.replan_s} s, latency "
+        f"{args.latency_s} s, lookahead {args.lookahead_s} s) on {data}{matching}, linked"
+    )
+    if (out / "dataset.json").is_file():  # a further source: keep what is there, name both
+        info = read_dataset_info(out)
+        source = f"{info['source']}; {source}" if source not in info["source"] else info["source"]
     cameras = {**info.get("cameras", {}), REFERENCE_CAMERA: info["cameras"]["scene"]}
-    write_dataset_info(out, {
-        **info, "cameras": cameras,
-        "source": f"bench/tracker_plan_references.py ({args.planner}, replan {args.replan_s} s, "
-        f"latency {args.latency_s} s, lookahead {args.lookahead_s} s) + {data}",
-    })  # fmt: skip
-    link_sources(out, sources)
+    write_dataset_info(out, {**info, "cameras": cameras, "source": source})
+    link_sources(out, sources, args.prefix)
     mine = [(i, p) for i, p in enumerate(sources) if i % count == index]
     started = time.monotonic()
     with Progress() as progress:
         bar = progress.add_task(f"planner references {args.shard}", total=len(mine))
         for i, source in mine:
-            path = out / "episodes" / f"{PREFIX}{source.name}"
+            path = out / "episodes" / f"{PREFIX}{args.prefix}{source.name}"
             if not path.is_file():  # resuming: written (atomically) by an earlier run
                 rng = np.random.default_rng(i)
                 episode = with_planner_references(read_episode(source), planner, rng,
