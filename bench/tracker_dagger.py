@@ -16,7 +16,7 @@ demos use, shows where the tracker went, not where the reference led; with it th
 
     MUJOCO_GL=egl python bench/tracker_dagger.py --out data/sim_dagger
         [--checkpoint checkpoints/tracker] [--episodes 40] [--seed 5000] [--beta 0.5]
-        [--align clock|state]
+        [--align clock|state] [--planner checkpoints/planner]
 
 Resumable: episodes already in ``--out`` are kept and counted, not rolled out again (each
 episode draws its beta-mixing from its own seed, so a resumed round equals an uninterrupted
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from dualctl.sim.config import SimConfig
 from dualctl.sim.experts import Expert, TouchGrip, episode_meta, run_expert, steps_to_episode
-from dualctl.sim.tasks import sample_variation
+from dualctl.sim.tasks import instruction, sample_variation
 from dualctl.sim.world import World
 from rich.console import Console
 from rich.progress import Progress
@@ -50,6 +50,7 @@ from dualctl.data.episode import (
     write_episode,
 )
 from dualctl.eval.references import StateAlignment
+from dualctl.planner.diffusion_planner import load_planner
 from dualctl.tracker.jepa import JepaTracker, load_tracker
 from dualctl.types import Action, Observation
 
@@ -65,9 +66,34 @@ def observe(world: World, images: dict[str, np.ndarray], t: float) -> Observatio
     return Observation(t, images, world.proprio(), world.wrench(), world.tactile(), stamps)
 
 
+class PlannerReferences:
+    """References from the diffusion planner, replanned and delayed as the runtime does: a plan
+    from the current frame every ``replan_s``, usable ``latency_s`` after it was asked for;
+    the reference is the latest usable plan's frame nearest ``t + lookahead`` (the first plan
+    before any has arrived)."""
+
+    def __init__(self, planner, instruction: str, replan_s: float = 0.5, latency_s: float = 0.3):
+        self.planner, self.instruction = planner, instruction
+        self.replan_s, self.latency_s = replan_s, latency_s
+        config = planner.config
+        self.frame_s = config.horizon_s / config.horizon
+        self.plans: list[tuple[float, np.ndarray]] = []  # (conditioned at, frames)
+
+    def frame(self, observation: Observation, lookahead_s: float) -> np.ndarray:
+        t = observation.timestamp
+        if not self.plans or t >= self.plans[-1][0] + self.replan_s - 1e-9:
+            frames = self.planner.imagine(observation.images["scene"][None],
+                                          observation.proprio[None], [self.instruction])[0]  # fmt: skip
+            self.plans.append((t, frames))
+        usable = [p for p in self.plans if p[0] + self.latency_s <= t + 1e-9] or self.plans[:1]
+        t0, frames = usable[-1]
+        k = int(round((t + lookahead_s - t0) / self.frame_s)) - 1
+        return frames[min(max(k, 0), len(frames) - 1)]
+
+
 def run_mixed(
     tracker: JepaTracker, task: str, seed: int, config: SimConfig, beta: float,
-    rng: np.random.Generator, align: str = "clock",
+    rng: np.random.Generator, align: str = "clock", planner=None,
 ) -> Episode:  # fmt: skip
     """One beta-mixed episode at the camera rate; ``action`` holds the teacher's labels. The
     reference is taken ``lookahead_s`` after the expert's time now (``align="clock"``) or
@@ -77,6 +103,7 @@ def run_mixed(
     alignment = StateAlignment(reference.proprio) if align == "state" else None
     variation = sample_variation(task, seed, config.split)
     world = World(task, variation, config)
+    plans = None if planner is None else PlannerReferences(planner, instruction(task, variation))
     steps: dict[str, list] = collections.defaultdict(list)
     tracker_steps = 0
     try:
@@ -89,11 +116,18 @@ def run_mixed(
             images = world.render()
             observation = observe(world, images, t)
             now = t if alignment is None else reference.timestamp[alignment.step(world.proprio())]
-            shown = reference_frame(reference, now + tracker.lookahead_s)
+            if plans is None:
+                shown = reference_frame(reference, now + tracker.lookahead_s)
+            else:
+                shown = plans.frame(observation, tracker.lookahead_s)
             executed = label
             if not done:
                 latent = tracker.encode(images["scene"][None])[0]
-                target = interpolate(reference.timestamp, ref_latents, now + tracker.lookahead_s)
+                if plans is None:
+                    target = interpolate(reference.timestamp, ref_latents,
+                                         now + tracker.lookahead_s)  # fmt: skip
+                else:
+                    target = tracker.encode(shown[None])[0]
                 own = tracker.act(observation, latent, target)
                 if rng.random() >= beta:
                     executed, tracker_steps = own, tracker_steps + 1
@@ -146,13 +180,20 @@ def main() -> None:
         choices=("clock", "state"),
         help="how the reference is timed (clock: as the shipped rounds were)",
     )
+    parser.add_argument(
+        "--planner", default="",
+        help="a planner checkpoint: show its plans (replanned every 0.5 s, 0.3 s late, as the "
+        "runtime does) instead of the expert's frames",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
+    planner = load_planner(args.planner, threads=1) if args.planner else None
     config = SimConfig(split="train")
     out, tasks = Path(args.out), args.tasks.split(",")
     tracker = load_tracker(args.checkpoint)
     write_dataset_info(out, {
         "source": f"bench/tracker_dagger.py (beta={args.beta}, align={args.align}, "
+        f"{f'planner {args.planner}, ' if args.planner else ''}"
         f"tracker {args.checkpoint}, "
         f"seeds {args.seed}+) + {args.demos}",
         "cameras": {name: [config.camera_size] * 2 for name in ("scene", REFERENCE_CAMERA)},
@@ -171,7 +212,8 @@ def main() -> None:
                     episode = read_episode(path)
                 else:
                     rng = np.random.default_rng([seed, tasks.index(task)])
-                    episode = run_mixed(tracker, task, seed, config, args.beta, rng, args.align)
+                    episode = run_mixed(tracker, task, seed, config, args.beta, rng, args.align,
+                                        planner)  # fmt: skip
                     write_episode(path, episode)
                 outcomes[task][episode.meta["failure_reason"] or "success"] += 1
                 progress.update(bar, advance=1)
