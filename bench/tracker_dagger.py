@@ -52,6 +52,7 @@ from dualctl.data.episode import (
 from dualctl.eval.references import StateAlignment
 from dualctl.planner.diffusion_planner import load_planner
 from dualctl.tracker.jepa import JepaTracker, load_tracker
+from dualctl.tracker.plan_references import nearest_plan_frame
 from dualctl.types import Action, Observation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -87,8 +88,7 @@ class PlannerReferences:
             self.plans.append((t, frames))
         usable = [p for p in self.plans if p[0] + self.latency_s <= t + 1e-9] or self.plans[:1]
         t0, frames = usable[-1]
-        k = int(round((t + lookahead_s - t0) / self.frame_s)) - 1
-        return frames[min(max(k, 0), len(frames) - 1)]
+        return nearest_plan_frame(frames, t0, t + lookahead_s, self.frame_s)
 
 
 def run_mixed(

@@ -38,9 +38,15 @@ def shown_frames(
     for t in times:
         usable = np.flatnonzero(t0 + latency_s <= t + 1e-9)
         i = usable[-1] if len(usable) else 0
-        k = int(round((t + lookahead_s - t0[i]) / frame_s)) - 1
-        shown.append(plans[i, min(max(k, 0), plans.shape[1] - 1)])
+        shown.append(nearest_plan_frame(plans[i], t0[i], t + lookahead_s, frame_s))
     return np.stack(shown)
+
+
+def nearest_plan_frame(plan: np.ndarray, conditioned_at: float, t: float, frame_s: float):
+    """The frame of ``plan`` (K, ...; frame k at ``conditioned_at + (k + 1) * frame_s``)
+    nearest time ``t`` (s), clamped to the plan."""
+    k = int(round((t - conditioned_at) / frame_s)) - 1
+    return plan[min(max(k, 0), len(plan) - 1)]
 
 
 def with_planner_references(
