@@ -52,7 +52,7 @@ from dualctl.data.episode import (
 from dualctl.eval.references import StateAlignment
 from dualctl.planner.diffusion_planner import load_planner
 from dualctl.tracker.jepa import JepaTracker, load_tracker
-from dualctl.tracker.plan_references import nearest_plan_frame
+from dualctl.tracker.plan_references import shown_frame
 from dualctl.types import Action, Observation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -78,17 +78,18 @@ class PlannerReferences:
         self.replan_s, self.latency_s = replan_s, latency_s
         config = planner.config
         self.frame_s = config.horizon_s / config.horizon
-        self.plans: list[tuple[float, np.ndarray]] = []  # (conditioned at, frames)
+        self.conditioned_at: list[float] = []
+        self.plans: list[np.ndarray] = []
 
     def frame(self, observation: Observation, lookahead_s: float) -> np.ndarray:
         t = observation.timestamp
-        if not self.plans or t >= self.plans[-1][0] + self.replan_s - 1e-9:
+        if not self.plans or t >= self.conditioned_at[-1] + self.replan_s - 1e-9:
             frames = self.planner.imagine(observation.images["scene"][None],
                                           observation.proprio[None], [self.instruction])[0]  # fmt: skip
-            self.plans.append((t, frames))
-        usable = [p for p in self.plans if p[0] + self.latency_s <= t + 1e-9] or self.plans[:1]
-        t0, frames = usable[-1]
-        return nearest_plan_frame(frames, t0, t + lookahead_s, self.frame_s)
+            self.conditioned_at.append(t)
+            self.plans.append(frames)
+        return shown_frame(np.array(self.conditioned_at), self.plans, t, self.frame_s,
+                           self.latency_s, lookahead_s)  # fmt: skip
 
 
 def run_mixed(

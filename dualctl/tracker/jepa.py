@@ -72,8 +72,7 @@ class JepaTracker(Tracker):
         self.wrench_history = FrameHistory(config.force_history, 1.0 / config.frame_hz)
         self.tactile_history = FrameHistory(config.tactile_history, 1.0 / config.frame_hz)
         use_reflex = config.grip_reflex and not config.drop_tactile
-        reflex = GripReflex(1.0 / config.frame_hz, config.regrasp) if use_reflex else None
-        self.grip_reflex = reflex
+        self.grip_reflex = GripReflex(1.0 / config.frame_hz, config.regrasp) if use_reflex else None
         self.reset()
 
     def reset(self) -> None:

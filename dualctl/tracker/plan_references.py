@@ -31,21 +31,23 @@ def shown_frames(
     times: np.ndarray, starts: np.ndarray, plans: np.ndarray, frame_s: float,
     latency_s: float, lookahead_s: float,
 ) -> np.ndarray:  # fmt: skip
-    """(T, H, W, 3): for each step, the frame nearest ``t + lookahead_s`` of the latest plan
-    usable by then (conditioned ``latency_s`` or more before; the first plan before any is)."""
+    """(T, H, W, 3): :func:`shown_frame` at every step time of ``times``, the plans
+    conditioned at the steps ``starts``."""
     t0 = times[starts]
-    shown = []
-    for t in times:
-        usable = np.flatnonzero(t0 + latency_s <= t + 1e-9)
-        i = usable[-1] if len(usable) else 0
-        shown.append(nearest_plan_frame(plans[i], t0[i], t + lookahead_s, frame_s))
-    return np.stack(shown)
+    return np.stack([shown_frame(t0, plans, t, frame_s, latency_s, lookahead_s) for t in times])
 
 
-def nearest_plan_frame(plan: np.ndarray, conditioned_at: float, t: float, frame_s: float):
-    """The frame of ``plan`` (K, ...; frame k at ``conditioned_at + (k + 1) * frame_s``)
-    nearest time ``t`` (s), clamped to the plan."""
-    k = int(round((t - conditioned_at) / frame_s)) - 1
+def shown_frame(
+    conditioned_at: np.ndarray, plans, t: float, frame_s: float, latency_s: float,
+    lookahead_s: float,
+) -> np.ndarray:  # fmt: skip
+    """The frame nearest ``t + lookahead_s`` (s) of the latest plan usable at ``t``: plans
+    (each K frames, frame k at ``conditioned_at + (k + 1) * frame_s``) become usable
+    ``latency_s`` after the time they were conditioned at; before any is, the first stands in."""
+    usable = np.flatnonzero(np.asarray(conditioned_at) + latency_s <= t + 1e-9)
+    i = usable[-1] if len(usable) else 0
+    plan = plans[i]
+    k = int(round((t + lookahead_s - conditioned_at[i]) / frame_s)) - 1
     return plan[min(max(k, 0), len(plan) - 1)]
 
 
