@@ -48,7 +48,11 @@ class EpisodeStore:
         metas: each episode's metadata dict.
     """
 
-    def __init__(self, episodes: Sequence[Episode], camera: str | None = "scene"):
+    def __init__(
+        self, episodes: Sequence[Episode], camera: str | None = "scene", release: bool = False
+    ):
+        """``release`` drops each episode's images once they are copied (the given episodes
+        lose them), so a dataset loads in about its own size of memory instead of twice it."""
         if not episodes:
             raise DataError("no episodes to load; collect some with `dualctl collect`")
         self.metas = [e.meta for e in episodes]
@@ -62,9 +66,11 @@ class EpisodeStore:
                     f"episode {missing[0]} has no camera '{camera}' "
                     f"(has {sorted(episodes[missing[0]].images)}); choose another camera"
                 )
-            self.arrays["frames"] = np.concatenate([e.images[camera] for e in episodes])
-        if any(REFERENCE_CAMERA in e.images for e in episodes):
-            self.arrays.update(_reference_arrays(episodes))
+        has_reference = any(REFERENCE_CAMERA in e.images for e in episodes)
+        if camera is not None:  # after the reference check: release pops images
+            self.arrays["frames"] = _stack_images(episodes, camera, release)
+        if has_reference:
+            self.arrays.update(_reference_arrays(episodes, release))
 
     @classmethod
     def load(
@@ -84,7 +90,7 @@ class EpisodeStore:
             episodes = [e for e in episodes if e.meta.get("task") in tasks]
         if max_episodes:
             episodes = _first_per_task(episodes, max_episodes)
-        return cls(episodes, camera)
+        return cls(episodes, camera, release=True)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -124,17 +130,31 @@ class EpisodeStore:
         return Stats(mean.reshape(shape).astype(np.float32), std.reshape(shape).astype(np.float32))
 
 
-def _reference_arrays(episodes: Sequence[Episode]) -> dict[str, np.ndarray]:
-    """ "reference_frames" and "has_reference" over all steps (zeros/False where absent)."""
-    frames, flags = [], []
+def _stack_images(episodes: Sequence[Episode], camera: str, release: bool) -> np.ndarray:
+    """Every episode's ``camera`` frames, concatenated along time."""
+    first = episodes[0].images[camera]
+    stacked = np.empty((sum(len(e) for e in episodes), *first.shape[1:]), first.dtype)
+    start = 0
     for e in episodes:
-        shown = e.images.get(REFERENCE_CAMERA)
-        if shown is None:
-            size = next(iter(e.images.values())).shape[1:] if e.images else (1, 1, 3)
-            shown = np.zeros((len(e), *size), np.uint8)
-        frames.append(shown)
-        flags.append(np.full(len(e), REFERENCE_CAMERA in e.images))
-    return {"reference_frames": np.concatenate(frames), "has_reference": np.concatenate(flags)}
+        frames = e.images.pop(camera) if release else e.images[camera]
+        stacked[start : start + len(frames)] = frames
+        start += len(frames)
+    return stacked
+
+
+def _reference_arrays(episodes: Sequence[Episode], release: bool) -> dict[str, np.ndarray]:
+    """ "reference_frames" and "has_reference" over all steps (zeros/False where absent)."""
+    shape = next(e.images[REFERENCE_CAMERA] for e in episodes if REFERENCE_CAMERA in e.images)
+    frames = np.zeros((sum(len(e) for e in episodes), *shape.shape[1:]), np.uint8)
+    flags = np.zeros(len(frames), bool)
+    start = 0
+    for e in episodes:
+        shown = e.images.pop(REFERENCE_CAMERA, None) if release else e.images.get(REFERENCE_CAMERA)
+        if shown is not None:
+            frames[start : start + len(e)] = shown
+            flags[start : start + len(e)] = True
+        start += len(e)
+    return {"reference_frames": frames, "has_reference": flags}
 
 
 def _first_per_task(episodes: list[Episode], count: int) -> list[Episode]:

@@ -61,3 +61,15 @@ def test_recorded_references_are_gathered_with_their_flag(synthetic_dataset):
     batch = windows.__getitems__([len(plain) + 3])
     np.testing.assert_array_equal(batch["reference_frames"][0, 0], 255 - shown.images["scene"][3])
     assert "reference_frames" not in EpisodeStore([plain]).arrays
+
+
+def test_released_store_holds_the_same_arrays_and_frees_the_episode_images(synthetic_dataset):
+    paths = sorted((synthetic_dataset / "episodes").glob("*.npz"))[:3]
+    episodes = [read_episode(p) for p in paths]
+    episodes[1].images[REFERENCE_CAMERA] = 255 - episodes[1].images["scene"]
+    kept = EpisodeStore(episodes)
+    released = EpisodeStore(episodes, release=True)
+    assert kept.arrays.keys() == released.arrays.keys()
+    for key, value in kept.arrays.items():
+        np.testing.assert_array_equal(released.arrays[key], value, err_msg=key)
+    assert all(not e.images for e in episodes)
