@@ -28,6 +28,7 @@ from dualctl.config import load_config  # noqa: E402
 from dualctl.data.episode import atomic_write_text  # noqa: E402
 from dualctl.eval.stats import wilson_interval  # noqa: E402
 from dualctl.runtime.clock import VirtualClock  # noqa: E402
+from dualctl.runtime.config import SafetyConfig  # noqa: E402
 from dualctl.runtime.demo import run_episode  # noqa: E402
 from dualctl.runtime.factories import (  # noqa: E402
     PLANNER_RUN_KEYS,
@@ -46,6 +47,12 @@ def fingerprint(config) -> str:
     parts = [config.sim.split, str(config.runtime.plan_latency_s), str(config.tracker.rate_hz)]
     parts += [f"tracker.{k}={getattr(config.tracker, k)}" for k in TRACKER_RUN_KEYS]
     parts += [f"planner.{k}={getattr(config.planner, k)}" for k in PLANNER_RUN_KEYS]
+    defaults = SafetyConfig()
+    parts += [  # only changed limits, so results under the defaults stay valid
+        f"safety.{k}={v}"
+        for k, v in vars(defaults).items()
+        if getattr(config.runtime.safety, k) != v
+    ]
     for folder in (config.tracker.checkpoint, config.planner.checkpoint):
         for path in sorted(Path(folder).rglob("*")):
             if path.is_file():

@@ -21,8 +21,11 @@ class SafetyConfig:
         workspace_high: (x, y, z) upper corner, m.
         max_speed_mps: end-effector linear speed limit, m/s.
         max_yaw_rate: end-effector yaw-rate limit, rad/s.
-        max_wrench_n: a wrist force norm above this (N) stops the arm for that tick (the
+        max_wrench_n: a wrist force norm above this (N) stops the arm's push for that tick (the
             gripper command stands), e.g. when pressing into the table.
+        wrench_response: what stops at ``max_wrench_n``: "stop" all motion, or "yield": only
+            the part of the commanded velocity that pushes into the sensed force (moving
+            sideways or away, e.g. off the top of an object a finger landed on, goes on).
         max_obs_age_s: an observation whose oldest force/tactile/proprio stream is older than
             this (s) is not acted on: the arm holds.
         max_plan_age_s: a plan conditioned longer ago than this (s) is stale even before its
@@ -41,6 +44,7 @@ class SafetyConfig:
     max_speed_mps: float = 0.5
     max_yaw_rate: float = 2.0
     max_wrench_n: float = 150.0
+    wrench_response: str = "stop"
     max_obs_age_s: float = 0.05
     max_plan_age_s: float = 4.0
     deadline_tolerance_s: float = 0.001
@@ -66,6 +70,7 @@ class SafetyConfig:
         check_range(f"{key}.max_plan_age_s", self.max_plan_age_s, 0.01, 600.0)
         check_range(f"{key}.deadline_tolerance_s", self.deadline_tolerance_s, 0.0, 1.0)
         check_range(f"{key}.watchdog_misses", self.watchdog_misses, 1)
+        check_choice(f"{key}.wrench_response", self.wrench_response, ("stop", "yield"))
         check_choice(f"{key}.estop_mode", self.estop_mode, ("hold", "open"))
         check_range(f"{key}.health_period_s", self.health_period_s, 0.001, 10.0)
 

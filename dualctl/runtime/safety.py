@@ -126,15 +126,28 @@ class SafetySupervisor:
             return self.hold(observation, now)
         force = float(np.linalg.norm(observation.wrench[:3]))
         if force > self.limits.max_wrench_n:
-            reason = f"wrist force {force:.1f} N > {self.limits.max_wrench_n:.1f} N: stop motion"
-            notes.append(Intervention(now, "wrench_limit", reason))
-            return Action(np.zeros(4, np.float32), action.gripper, now)
+            return self._wrench_limited(action, observation.wrench[:3], force, now, notes)
         self._misses = self._misses + 1 if lateness_s > self.limits.deadline_tolerance_s else 0
         if self._misses >= self.limits.watchdog_misses:
             reason = f"{self._misses} consecutive deadline misses (last {lateness_s * 1e3:.1f} ms)"
             notes.append(Intervention(now, "deadline_watchdog", reason + ": hold motion"))
             return Action(np.zeros(4, np.float32), action.gripper, now)
         return action
+
+    def _wrench_limited(self, action, force_vector, force, now, notes) -> Action:
+        """``action`` with its motion stopped ("stop") or its push into the contact removed
+        ("yield"). ``force_vector`` is the wrist force (N): what the arm exerts on the hand,
+        so a contact pushes the hand along minus it and motion along it presses harder."""
+        velocity = np.zeros(4, np.float32)
+        what = "stop motion"
+        if self.limits.wrench_response == "yield":
+            velocity = action.ee_velocity.astype(np.float32).copy()
+            pressing = np.asarray(force_vector, np.float32) / force
+            velocity[:3] -= max(0.0, float(velocity[:3] @ pressing)) * pressing
+            what = "stop pushing into it"
+        reason = f"wrist force {force:.1f} N > {self.limits.max_wrench_n:.1f} N: {what}"
+        notes.append(Intervention(now, "wrench_limit", reason))
+        return Action(velocity, action.gripper, now)
 
     def _limit_motion(self, velocity, observation, now, notes) -> np.ndarray:
         if not self.has_arm:

@@ -98,11 +98,23 @@ def test_estop_latches_a_safe_state(mode):
 
 def test_wrist_force_over_the_limit_stops_motion_but_keeps_the_grip(safety):
     obs = observe()
-    obs.wrench[:3] = (0.0, 0.0, 200.0)  # pressing into the table, over the 150 N default
+    obs.wrench[:3] = (0.0, 0.0, -200.0)  # pressing into the table, over the 150 N default
     sent, notes = safety.filter(command(velocity=(0.1, 0.0, -0.2, 0.0), width=0.01), obs, 1.0)
     assert np.array_equal(sent.ee_velocity, np.zeros(4))
     assert sent.gripper.width_m == pytest.approx(0.01)
     assert [n.kind for n in notes] == ["wrench_limit"]
-    obs.wrench[:3] = (0.0, 0.0, 20.0)  # under the limit: the command goes through
+    obs.wrench[:3] = (0.0, 0.0, -20.0)  # under the limit: the command goes through
     sent, notes = safety.filter(command(velocity=(0.1, 0.0, -0.2, 0.0)), obs, 1.005)
     assert sent.ee_velocity[2] == pytest.approx(-0.2) and not notes
+
+
+def test_yielding_to_wrist_force_keeps_motion_sideways_and_away():
+    limits = SafetyConfig(wrench_response="yield")
+    safety = SafetySupervisor(limits, period_s=0.005)
+    obs = observe()
+    obs.wrench[:3] = (0.0, 0.0, -200.0)  # the arm presses a finger down on an object
+    sent, notes = safety.filter(command(velocity=(0.1, 0.0, -0.2, 0.3), width=0.01), obs, 1.0)
+    np.testing.assert_allclose(sent.ee_velocity, (0.1, 0.0, 0.0, 0.3), atol=1e-6)
+    assert [n.kind for n in notes] == ["wrench_limit"]
+    sent, _ = safety.filter(command(velocity=(0.0, 0.0, 0.05, 0.0)), obs, 1.005)
+    assert sent.ee_velocity[2] == pytest.approx(0.05)  # backing off is never stopped
