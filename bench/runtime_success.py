@@ -28,7 +28,7 @@ from dualctl.config import load_config  # noqa: E402
 from dualctl.data.episode import atomic_write_text  # noqa: E402
 from dualctl.eval.stats import wilson_interval  # noqa: E402
 from dualctl.runtime.clock import VirtualClock  # noqa: E402
-from dualctl.runtime.config import SafetyConfig  # noqa: E402
+from dualctl.runtime.config import RuntimeConfig, SafetyConfig  # noqa: E402
 from dualctl.runtime.demo import run_episode  # noqa: E402
 from dualctl.runtime.factories import (  # noqa: E402
     PLANNER_RUN_KEYS,
@@ -47,18 +47,25 @@ def fingerprint(config) -> str:
     parts = [config.sim.split, str(config.runtime.plan_latency_s), str(config.tracker.rate_hz)]
     parts += [f"tracker.{k}={getattr(config.tracker, k)}" for k in TRACKER_RUN_KEYS]
     parts += [f"planner.{k}={getattr(config.planner, k)}" for k in PLANNER_RUN_KEYS]
-    defaults = SafetyConfig()
-    parts += [  # only changed limits, so results under the defaults stay valid
-        f"safety.{k}={v}"
-        for k, v in vars(defaults).items()
-        if getattr(config.runtime.safety, k) != v
-    ]
+    parts += changed_settings("runtime", config.runtime, RuntimeConfig())
+    parts += changed_settings("runtime.safety", config.runtime.safety, SafetyConfig())
     for folder in (config.tracker.checkpoint, config.planner.checkpoint):
         for path in sorted(Path(folder).rglob("*")):
             if path.is_file():
                 stat = path.stat()
                 parts.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
+
+
+def changed_settings(prefix: str, section, defaults) -> list[str]:
+    """``prefix.key=value`` of the fields of ``section`` that differ from ``defaults`` (only
+    changed ones, so results keyed before a setting existed stay valid)."""
+    ignored = {"safety", "plan_latency_s", "status_line", "telemetry_path"}
+    return [
+        f"{prefix}.{k}={getattr(section, k)}"
+        for k, v in vars(defaults).items()
+        if k not in ignored and getattr(section, k) != v
+    ]
 
 
 def load_done(key: str) -> dict[tuple, dict]:

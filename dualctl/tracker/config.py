@@ -168,8 +168,9 @@ class TrackerConfig:
         grip_reflex: set the grip force from touch with the slip reflex
             (:mod:`dualctl.tracker.grip`) instead of the head's force output; it needs tactile
             input and is off whenever tactile is dropped.
-        regrasp: with the grip reflex, open and lift clear when the fingers close on nothing,
-            and let the head try again (:class:`dualctl.tracker.grip.GripReflex`).
+        regrasp: with the grip reflex, open and lift clear when the fingers close on nothing
+            or on top of the object (needs the wrist force), and let the head try again
+            (:class:`dualctl.tracker.grip.GripReflex`).
         lookahead_s: s ahead of now the reference latent is taken from the plan.
         encoder: image encoder backend, "timm" or "vjepa2" (transformers VJEPA2Model).
         arch: timm architecture name (built with pretrained=False).

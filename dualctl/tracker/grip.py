@@ -56,6 +56,10 @@ MISSED_WIDTH_M, MISSED_NORMAL_N = 0.005, 0.5
 #: After a missed grasp the hand stays open until the arm is back within this (m) of the height
 #: it missed at, so the head's still-closing width output does not close it in the air.
 REGRASP_BAND_M = 0.01
+#: A closing hand whose pads feel nothing while the wrist is pushed back harder than
+#: BLOCKED_WRIST_N (N) for BLOCKED_S (s) sits on top of something (fingertips on the object):
+#: a blocked grasp, which opens and lifts clear like a miss and closes again only lower down.
+BLOCKED_WRIST_N, BLOCKED_S = 30.0, 0.1
 
 
 def felt_forces(tactile: np.ndarray) -> tuple[float, float]:
@@ -186,7 +190,10 @@ class GripReflex:
     touch, :data:`MISSED_WIDTH_M`). The reflex opens and lifts clear as after a set-down, and
     keeps the hand open until the arm is back down near the height it missed at
     (:data:`REGRASP_BAND_M`) or the head opens by itself, so the head gets another try instead
-    of holding a closed hand over the object until the episode ends.
+    of holding a closed hand over the object until the episode ends. A blocked grasp is the
+    fourth: the hand closes with its fingertips on top of the object (the pads feel nothing
+    while the wrist is pushed back, :data:`BLOCKED_WRIST_N`); it opens and lifts clear the same
+    way, and closes again only lower than where it was blocked (or once the head has opened).
 
     The open/closed decision has hysteresis, since the head's width output is a regression
     that wanders between the two. Landing is checked every tick on the touch averaged over the
@@ -221,6 +228,8 @@ class GripReflex:
         self._vz = 0.0
         self._time: float | None = None
         self.missed_at_z: float | None = None
+        self.blocked_at_z: float | None = None
+        self._blocked_s = 0.0
 
     def _forget_grasp(self) -> None:
         self.grasp_z: float | None = None
@@ -238,6 +247,12 @@ class GripReflex:
         return "closing" if self.landed_at is None else "probing"
 
     def _closing(self, width_m: float, proprio: np.ndarray | None = None) -> bool:
+        if self.blocked_at_z is not None:
+            lower = proprio is not None and proprio[PROPRIO_Z] < self.blocked_at_z - REGRASP_BAND_M
+            if width_m > self.OPEN_ABOVE * GRIPPER_STROKE_M or lower:
+                self.blocked_at_z = None
+            else:
+                return False
         if self.missed_at_z is not None:
             if width_m > self.OPEN_ABOVE * GRIPPER_STROKE_M:
                 self.missed_at_z = None  # the head opened: its next close is a new attempt
@@ -297,6 +312,19 @@ class GripReflex:
             return False
         return proprio[PROPRIO_WIDTH] < MISSED_WIDTH_M and self._felt[-1][1] < MISSED_NORMAL_N
 
+    def _blocked(self, wrench: np.ndarray | None, dt: float) -> bool:
+        """Whether the closing hand has been held up by its fingertips for BLOCKED_S
+        (``regrasp`` only, with the wrist ``wrench``)."""
+        pushed = (
+            self.regrasp
+            and wrench is not None
+            and self.state == "closing"
+            and self._felt[-1][1] < MISSED_NORMAL_N
+            and float(np.linalg.norm(wrench[:3])) > BLOCKED_WRIST_N
+        )
+        self._blocked_s = self._blocked_s + dt if pushed else 0.0
+        return self._blocked_s >= BLOCKED_S
+
     def _retreat(self, action: Action, proprio: np.ndarray | None) -> Action | None:
         """Open and lift clear after a set-down or a missed grasp; None once clear (the head
         acts again)."""
@@ -313,10 +341,12 @@ class GripReflex:
         tactile: np.ndarray,
         time_s: float,
         proprio: np.ndarray | None = None,
+        wrench: np.ndarray | None = None,
     ) -> Action:
         """The head's ``action`` with the grasp set by touch; ``tactile`` the current taxels,
         ``time_s`` the observation time (s), ``proprio`` the current proprio vector (without
-        it a set-down is never detected)."""
+        it a set-down is never detected), ``wrench`` the wrist wrench (N, N·m; without it a
+        blocked grasp is never detected)."""
         dt = 0.0 if self._time is None else max(time_s - self._time, 0.0)
         self._time = time_s
         if self.released_at_z is not None:
@@ -332,7 +362,7 @@ class GripReflex:
             self.probe, self.landed_at = None, None
             self._forget_grasp()
             self._vz = float(action.ee_velocity[2])
-            if self.missed_at_z is not None:  # open, whatever the head's width output says
+            if self.missed_at_z is not None or self.blocked_at_z is not None:  # kept open
                 gripper = GripperCommand(GRIPPER_STROKE_M, action.gripper.speed_mps,
                                          action.gripper.force_n)  # fmt: skip
                 return Action(action.ee_velocity, gripper, action.timestamp)
@@ -344,6 +374,10 @@ class GripReflex:
         if self._missed(proprio):
             self.missed_at_z = self.released_at_z = float(proprio[PROPRIO_Z])
             self.probe, self.landed_at = None, None
+            return self._retreat(action, proprio)
+        if self._blocked(wrench, dt) and proprio is not None:
+            self.blocked_at_z = self.released_at_z = float(proprio[PROPRIO_Z])
+            self.probe, self.landed_at, self._blocked_s = None, None, 0.0
             return self._retreat(action, proprio)
         if not landed and self.landed_at is not None and proprio is not None:
             self.grasp_z = float(proprio[PROPRIO_Z])

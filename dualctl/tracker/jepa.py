@@ -107,7 +107,7 @@ class JepaTracker(Tracker):
         action = Action.from_array(vector, timestamp=observation.timestamp)
         if self.grip_reflex is not None:
             action = self.grip_reflex(
-                action, observation.tactile, observation.timestamp, observation.proprio
+                action, observation.tactile, observation.timestamp, observation.proprio, wrench
             )
         return Action(action.ee_velocity, action.gripper.clipped(), action.timestamp)
 

@@ -250,3 +250,27 @@ def test_regrasp_does_not_take_a_firm_grasp_on_a_thin_object_for_a_miss():
     reflex(closing, tactile(0, 0), 0.0, at(0.03, 0.04))
     held = reflex(closing, tactile(20, 0), 0.01, at(0.03, 0.003))
     assert held.gripper.width_m == 0.0 and reflex.state != "open"
+
+
+def test_regrasp_lifts_off_a_grasp_blocked_on_fingertips_and_closes_again_only_lower():
+    reflex, closing = GripReflex(period_s=0.05, regrasp=True), head_action(0.01, vz=-0.02)
+    on_top = np.array([0.0, 0.0, -160.0, 0, 0, 0], np.float32)  # the arm presses on fingertips
+    reflex(closing, tactile(0, 0), 0.0, at(0.05, 0.04), on_top)
+    still = reflex(closing, tactile(0, 0), 0.05, at(0.05, 0.03), on_top)
+    assert still.gripper.width_m == 0.0 and reflex.state == "closing"  # not yet BLOCKED_S
+    lifted = reflex(closing, tactile(0, 0), 0.11, at(0.05, 0.03), on_top)
+    assert lifted.gripper.width_m == GRIPPER_STROKE_M and lifted.ee_velocity[2] > 0
+    clear = reflex(closing, tactile(0, 0), 0.5, at(0.095, 0.085))
+    assert clear.gripper.width_m == GRIPPER_STROKE_M and clear.ee_velocity[2] < 0
+    same_height = reflex(closing, tactile(0, 0), 0.9, at(0.05, 0.085))
+    assert same_height.gripper.width_m == GRIPPER_STROKE_M  # where it was blocked: still open
+    lower = reflex(closing, tactile(0, 0), 1.0, at(0.035, 0.085))
+    assert lower.gripper.width_m == 0.0 and reflex.state == "closing"  # a new attempt
+
+
+def test_a_grasp_pressing_on_its_pads_is_not_blocked():
+    reflex, closing = GripReflex(period_s=0.05, regrasp=True), head_action(0.01, vz=-0.02)
+    pressing = np.array([0.0, 0.0, -60.0, 0, 0, 0], np.float32)
+    for step in range(10):
+        held = reflex(closing, tactile(20, 0), 0.05 * step, at(0.03, 0.03), pressing)
+    assert held.gripper.width_m == 0.0 and reflex.state != "open"
