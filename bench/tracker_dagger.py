@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from dualctl.sim.config import SimConfig
+from dualctl.sim.config import SimConfig, with_cameras
 from dualctl.sim.experts import Expert, TouchGrip, episode_meta, run_expert, steps_to_episode
 from dualctl.sim.tasks import instruction, sample_variation
 from dualctl.sim.world import World
@@ -123,7 +123,7 @@ def run_mixed(
                 shown = plans.frame(observation, tracker.lookahead_s)
             executed = label
             if not done:
-                latent = tracker.encode(images["scene"][None])[0]
+                latent = tracker.encode_view(images)
                 if plans is None:
                     target = interpolate(reference.timestamp, ref_latents,
                                          now + tracker.lookahead_s)  # fmt: skip
@@ -192,12 +192,13 @@ def main() -> None:
     config = SimConfig(split="train")
     out, tasks = Path(args.out), args.tasks.split(",")
     tracker = load_tracker(args.checkpoint)
+    config = with_cameras(config, tracker.cameras)
     write_dataset_info(out, {
         "source": f"bench/tracker_dagger.py (beta={args.beta}, align={args.align}, "
         f"{f'planner {args.planner}, ' if args.planner else ''}"
         f"tracker {args.checkpoint}, "
         f"seeds {args.seed}+) + {args.demos}",
-        "cameras": {name: [config.camera_size] * 2 for name in ("scene", REFERENCE_CAMERA)},
+        "cameras": {name: [config.camera_size] * 2 for name in (*tracker.cameras, REFERENCE_CAMERA)},
         "camera_hz": config.camera_hz,
         "physics_hz": config.physics_hz, "split": config.split, "tasks": tasks,
     })  # fmt: skip

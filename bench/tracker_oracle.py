@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from dualctl.sim.body import SimBody
-from dualctl.sim.config import SimConfig
+from dualctl.sim.config import SimConfig, with_cameras
 from dualctl.sim.experts import run_expert
 from rich.console import Console
 from rich.table import Table
@@ -101,7 +101,7 @@ async def follow(tracker: JepaTracker, task: str, seed: int, config: SimConfig,
                 return body.status(), grasp_yaw
             stamp = obs.stamps["image/scene"]
             if stamp != image_stamp:
-                latent, image_stamp = tracker.encode(obs.images["scene"][None])[0], stamp
+                latent, image_stamp = tracker.encode_view(obs.images), stamp
             now = obs.timestamp if alignment is None else times[alignment.step(obs.proprio)]
             reference = interpolate(times, latents, now + tracker.lookahead_s)
             action = tracker.act(obs, latent, reference)
@@ -134,6 +134,7 @@ def main() -> None:
         modalities, reflex = ARMS[arm]
         trackers[arm] = load_tracker(args.checkpoint, modalities=modalities)
         trackers[arm].grip_reflex = trackers[arm].grip_reflex if reflex else None
+    config = with_cameras(config, next(iter(trackers.values())).cameras)
     outcomes: dict[tuple[str, str], list] = collections.defaultdict(list)
     console = Console()
     started = time.monotonic()

@@ -15,7 +15,10 @@ the probe in ``dualctl/tracker/grip.py``):
 - when carried, hold ``MARGIN`` x the normal force felt, then let the expert lift at speed.
 
     MUJOCO_GL=egl python bench/tracker_touch_demos.py --out data/sim_touch [--episodes 150]
-        [--seed 0] [--split train] [--tasks Lift,Fragile,Slippery,Place]
+        [--seed 0] [--split train] [--tasks Lift,Fragile,Slippery,Place] [--wrist-camera]
+
+``--wrist-camera`` records the gripper's wrist camera beside the scene camera. Resumable:
+episodes already in ``--out`` are kept (their outcome read back), not run again.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from rich.progress import Progress
 from dualctl.data.episode import (
     Episode,
     atomic_write_text,
+    read_episode,
     write_dataset_info,
     write_episode,
 )
@@ -63,13 +67,15 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=150)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", default="train", choices=("train", "heldout"))
+    parser.add_argument("--wrist-camera", action="store_true", help="also record the wrist view")
     args = parser.parse_args()
-    config = SimConfig(split=args.split)
+    config = SimConfig(split=args.split, wrist_camera=args.wrist_camera)
+    cameras = ["scene", "wrist"] if args.wrist_camera else ["scene"]
     out = Path(args.out)
     tasks = args.tasks.split(",")
     write_dataset_info(out, {
         "source": "bench/tracker_touch_demos.py (sim expert arm, touch-only grip force)",
-        "cameras": {"scene": [config.camera_size] * 2}, "camera_hz": config.camera_hz,
+        "cameras": {c: [config.camera_size] * 2 for c in cameras}, "camera_hz": config.camera_hz,
         "physics_hz": config.physics_hz, "split": config.split, "tasks": tasks,
     })  # fmt: skip
     outcomes = collections.defaultdict(collections.Counter)
@@ -77,9 +83,14 @@ def main() -> None:
         for task in tasks:
             bar = progress.add_task(f"touch teacher {task}", total=args.episodes)
             for seed in range(args.seed, args.seed + args.episodes):
-                episode = run_teacher(task, seed, config)
-                write_episode(out / "episodes" / f"{task.lower()}_{seed:06d}.npz", episode)
-                outcomes[task][episode.meta["failure_reason"] or "success"] += 1
+                path = out / "episodes" / f"{task.lower()}_{seed:06d}.npz"
+                if path.is_file():
+                    meta = read_episode(path).meta
+                else:
+                    episode = run_teacher(task, seed, config)
+                    write_episode(path, episode)
+                    meta = episode.meta
+                outcomes[task][meta["failure_reason"] or "success"] += 1
                 progress.update(bar, advance=1)
     result = {}
     for task, counts in outcomes.items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dualctl.errors import check_choice, check_range
@@ -42,3 +44,11 @@ class SimConfig:
         check_range("sim.control_hz", self.control_hz, self.camera_hz, self.physics_hz)
         check_choice("sim.split", self.split, ("train", "heldout"))
         check_range("sim.video_episodes", self.video_episodes, 0)
+
+
+def with_cameras(config: SimConfig, cameras: Iterable[str]) -> SimConfig:
+    """``config`` rendering every camera a consumer reads (a tracker's ``cameras``): the wrist
+    camera is switched on when it is among them."""
+    if "wrist" in cameras and not config.wrist_camera:
+        return dataclasses.replace(config, wrist_camera=True)
+    return config

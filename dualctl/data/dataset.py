@@ -49,26 +49,33 @@ class EpisodeStore:
     """
 
     def __init__(
-        self, episodes: Sequence[Episode], camera: str | None = "scene", release: bool = False
+        self,
+        episodes: Sequence[Episode],
+        camera: str | None = "scene",
+        release: bool = False,
+        extra_cameras: Sequence[str] = (),
     ):
         """``release`` drops each episode's images once they are copied (the given episodes
-        lose them), so a dataset loads in about its own size of memory instead of twice it."""
+        lose them), so a dataset loads in about its own size of memory instead of twice it.
+        Each of ``extra_cameras`` is kept under ``"<name>_frames"``."""
         if not episodes:
             raise DataError("no episodes to load; collect some with `dualctl collect`")
         self.metas = [e.meta for e in episodes]
         self.lengths = np.array([len(e) for e in episodes], np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
         self.arrays = {k: np.concatenate([getattr(e, k) for e in episodes]) for k in ARRAY_KEYS}
-        if camera is not None:
-            missing = [i for i, e in enumerate(episodes) if camera not in e.images]
+        cameras = {"frames": camera} if camera is not None else {}
+        cameras.update({f"{name}_frames": name for name in extra_cameras})
+        for name in cameras.values():
+            missing = [i for i, e in enumerate(episodes) if name not in e.images]
             if missing:
                 raise DataError(
-                    f"episode {missing[0]} has no camera '{camera}' "
+                    f"episode {missing[0]} has no camera '{name}' "
                     f"(has {sorted(episodes[missing[0]].images)}); choose another camera"
                 )
         has_reference = any(REFERENCE_CAMERA in e.images for e in episodes)
-        if camera is not None:  # after the reference check: release pops images
-            self.arrays["frames"] = _stack_images(episodes, camera, release)
+        for key, name in cameras.items():  # after the reference check: release pops images
+            self.arrays[key] = _stack_images(episodes, name, release)
         if has_reference:
             self.arrays.update(_reference_arrays(episodes, release))
 
@@ -79,6 +86,7 @@ class EpisodeStore:
         camera: str | None = "scene",
         max_episodes: int = 0,
         tasks: Sequence[str] | None = None,
+        extra_cameras: Sequence[str] = (),
     ) -> EpisodeStore:
         """Read a dataset folder (``max_episodes`` > 0 keeps the first ones of each task)."""
         read_dataset_info(dataset)
@@ -90,7 +98,7 @@ class EpisodeStore:
             episodes = [e for e in episodes if e.meta.get("task") in tasks]
         if max_episodes:
             episodes = _first_per_task(episodes, max_episodes)
-        return cls(episodes, camera, release=True)
+        return cls(episodes, camera, release=True, extra_cameras=extra_cameras)
 
     def __len__(self) -> int:
         return len(self.lengths)

@@ -220,6 +220,7 @@ def _episode_over(body) -> bool:
 def run_episode(job: Job, models: Models, videos: Path | None = None) -> EpisodeResult:
     """Run one job to its end (task done, failed, or ``ablate.episode_s``)."""
     from dualctl.sim.body import SimBody
+    from dualctl.sim.config import with_cameras
 
     config = models.config
     spec = arm_spec(job.arm)
@@ -227,6 +228,8 @@ def run_episode(job: Job, models: Models, videos: Path | None = None) -> Episode
     sim = dataclasses.replace(config.sim, split=job.split)
     started = time.perf_counter()
     built = build(spec, models, job, clock)
+    if built.tracker is not None:
+        sim = with_cameras(sim, built.tracker.cameras)
     body = SimBody(job.task, job.seed, sim, clock.now)
     telemetry = Telemetry(deadline_tolerance_s=config.runtime.safety.deadline_tolerance_s)
     lookahead = built.tracker.lookahead_s if built.tracker is not None else 0.0

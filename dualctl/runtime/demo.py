@@ -128,8 +128,9 @@ async def run_episode(
     """One closed-loop sim episode (task ``task``, episode ``seed`` of ``sim.split``) until the
     task ends; returns its summary row. ``telemetry`` is closed at the end."""
     from dualctl.sim.body import SimBody
+    from dualctl.sim.config import with_cameras
 
-    body = SimBody(task, seed, config.sim, clock.now)
+    body = SimBody(task, seed, with_cameras(config.sim, tracker.cameras), clock.now)
     wall = time.perf_counter()
     await body.connect()
     try:

@@ -240,7 +240,7 @@ class Controller:
             self.on_frame(now, observation, self.buffer.plan)
 
     def _encode_frame(self, observation: Observation) -> None:
-        latent = self.tracker.encode(observation.images[self.camera][None])[0]
+        latent = self.tracker.encode_view(observation.images)
         if np.isfinite(latent).all():
             self.latent = latent
         else:

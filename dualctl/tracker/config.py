@@ -22,6 +22,7 @@ ARCHITECTURE_KEYS = (
     "keypoint_stage",
     "pose_probe",
     "image_size",
+    "wrist_camera",
     "latent_dim",
     "hidden_dim",
     "sensor_dim",
@@ -191,6 +192,10 @@ class TrackerConfig:
             current latent (where the reference wants the gripper, from the images alone).
         image_size: square image side the encoder takes, pixels.
         camera: camera whose frames are encoded.
+        wrist_camera: a second, hand-mounted camera ("" = none, "wrist" in the sim) whose
+            current frame a separate encoder embeds for the head alone: it shows the object
+            between the fingers (offset and turn to a few mm and degrees), which the scene
+            camera at 64x64 (~6 mm per pixel) cannot. References stay scene frames.
         frame_hz: camera/record rate (Hz) the model was trained at; set from the dataset.
         latent_dim: size of the visual latent.
         hidden_dim: width of the predictor and head MLPs.
@@ -221,6 +226,7 @@ class TrackerConfig:
     pose_probe: bool = False
     image_size: int = 64
     camera: str = "scene"
+    wrist_camera: str = ""
     frame_hz: float = 20.0
     latent_dim: int = 64
     hidden_dim: int = 256
@@ -250,6 +256,10 @@ class TrackerConfig:
         check_range("tracker.force_history", self.force_history, 1, 64)
         check_range("tracker.tactile_history", self.tactile_history, 1, 64)
         check_range("tracker.horizon", self.horizon, 1, 32)
+        if self.wrist_camera and self.train.head_steps:
+            raise ConfigError("tracker.train.head_steps", self.train.head_steps,
+                              "0 with tracker.wrist_camera set (the head stage caches scene "
+                              "latents only)")  # fmt: skip
         check_range("tracker.vjepa2_hidden_size", self.vjepa2_hidden_size, 8)
         check_range("tracker.vjepa2_layers", self.vjepa2_layers, 1)
         check_range("tracker.vjepa2_patch_size", self.vjepa2_patch_size, 2)

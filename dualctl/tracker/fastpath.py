@@ -69,10 +69,13 @@ class FastPath:
         return np.concatenate([force, touch, pose]).astype(np.float32)
 
     def action(self, latent: np.ndarray, reference: np.ndarray, context: np.ndarray):
-        """The head's action, denormalised to SI units (ACTION_FIELDS order)."""
+        """The head's action, denormalised to SI units (ACTION_FIELDS order). With a wrist
+        camera ``latent`` is the scene latent followed by the wrist features."""
+        latent, wrist = latent[: len(reference)], latent[len(reference) :]
         inputs = [latent, reference, reference - latent, context]
         if self.pose is not None:
             inputs.append((reference - latent) @ self.pose[0])  # the probe's bias cancels
+        inputs.append(wrist)
         x = np.concatenate(inputs)
         a_mean, a_std = self.stats["action"]
         return self.head(x) * a_std + a_mean

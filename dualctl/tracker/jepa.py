@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from dualctl.errors import check_choice
-from dualctl.tracker.base import Tracker
+from dualctl.tracker.base import Tracker, camera_frame
 from dualctl.tracker.checkpoint import check_compatible, load_checkpoint
 from dualctl.tracker.config import MODALITIES, TrackerConfig
 from dualctl.tracker.fastpath import FastPath
@@ -60,6 +60,9 @@ class JepaTracker(Tracker):
         self.net = net.eval()
         self.config = config
         self.latent_dim = config.latent_dim
+        self.cameras = (
+            (config.camera, config.wrist_camera) if config.wrist_camera else (config.camera,)
+        )
         self.lookahead_s = config.lookahead_s
         self.force_missing = config.drop_force
         self.tactile_missing = config.drop_tactile
@@ -89,6 +92,17 @@ class JepaTracker(Tracker):
                                  self.config.image_size)  # fmt: skip
         return self.net.encode(images).numpy()
 
+    @torch.inference_mode()
+    def encode_view(self, images: dict[str, np.ndarray]) -> np.ndarray:
+        """The scene camera's latent, followed by the wrist camera's features if it has one."""
+        latents = [self.encode(camera_frame(images, self.config.camera)[None])[0]]
+        if self.config.wrist_camera:
+            wrist = camera_frame(images, self.config.wrist_camera)[None]
+            pixels = images_to_float(torch.from_numpy(np.ascontiguousarray(wrist)),
+                                     self.config.image_size)  # fmt: skip
+            latents.append(self.net.encode_wrist(pixels)[0].numpy())
+        return np.concatenate(latents)
+
     def act(self, observation: Observation, latent: np.ndarray, reference: np.ndarray) -> Action:
         wrench = _ZERO_WRENCH if self.force_missing else observation.wrench
         stamps = observation.stamps
@@ -103,7 +117,8 @@ class JepaTracker(Tracker):
         if self.mpc is not None:
             a_mean, a_std = self.fast.stats["action"]
             start = (vector - a_mean) / a_std
-            vector = self.mpc.plan(latent, reference, context, start) * a_std + a_mean
+            scene = latent[: self.latent_dim]  # the world model predicts scene latents only
+            vector = self.mpc.plan(scene, reference, context, start) * a_std + a_mean
         action = Action.from_array(vector, timestamp=observation.timestamp)
         if self.grip_reflex is not None:
             action = self.grip_reflex(

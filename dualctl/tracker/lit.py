@@ -39,6 +39,8 @@ def window_offsets(config: TrackerConfig, stored_reference: bool = False) -> dic
     }
     if stored_reference:
         offsets.update(reference_frames=[0], has_reference=[0])
+    if config.wrist_camera:
+        offsets["wrist_frames"] = [0]
     return offsets
 
 
@@ -136,7 +138,7 @@ class TrackerLightning(pl.LightningModule):
         actions = net.normalise("action", batch["action"])
         teacher = net.predict(target[:, :h], actions, context.unsqueeze(1).expand(-1, h, -1))
         rollout = net.rollout(online[:, 0], actions, context)
-        predicted = net.head_action(online[:, 0], online[:, 1], context)
+        predicted = net.head_action(online[:, 0], online[:, 1], context, self._wrist(batch, train))
         variance, covariance = vicreg_terms(online.flatten(0, 1))
         losses = {
             "teacher": F.l1_loss(teacher, target[:, 1:]),
@@ -149,6 +151,18 @@ class TrackerLightning(pl.LightningModule):
         if net.pose is not None:
             losses["pose"] = net.pose_error(online[:, 0], batch["proprio"][:, 0])
         return losses
+
+    def _wrist(self, batch: dict[str, torch.Tensor], train: bool) -> torch.Tensor | None:
+        """The wrist camera's features at ``t`` (augmented like the scene frames), if any."""
+        if "wrist_frames" not in batch:
+            return None
+        frames = batch["wrist_frames"][:, 0]
+        images = images_to_float(frames, self.config.image_size)
+        if train:
+            images = random_shift(images, self.train_config.shift_px, len(images))
+            if self.train_config.colour_jitter:
+                images = colour_jitter(images, len(images))
+        return self.net.encode_wrist(images)
 
     def total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         c = self.train_config

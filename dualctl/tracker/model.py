@@ -65,7 +65,12 @@ class TrackerNet(nn.Module):
         self.predictor = mlp([d + ACTION_DIM + self.context_dim, h, h, d])
         self.pose = nn.Linear(d, PROPRIO_INPUTS) if config.pose_probe else None
         pose_inputs = PROPRIO_INPUTS if config.pose_probe else 0
-        self.head = mlp([3 * d + self.context_dim + pose_inputs, h, h, ACTION_DIM])
+        # The wrist view is the head's alone (trained by its loss): the world model and the
+        # references live in the scene camera's latent space.
+        wrist = config.wrist_camera
+        self.wrist_encoder = build_image_encoder(config, load_encoder_weights) if wrist else None
+        wrist_inputs = d if config.wrist_camera else 0
+        self.head = mlp([3 * d + self.context_dim + pose_inputs + wrist_inputs, h, h, ACTION_DIM])
         for key, shape in NORMALISED.items():
             self.register_buffer(f"{key}_mean", torch.zeros(shape))
             self.register_buffer(f"{key}_std", torch.ones(shape))
@@ -91,6 +96,10 @@ class TrackerNet(nn.Module):
     def encode(self, images: torch.Tensor, target: bool = False) -> torch.Tensor:
         """(B, 3, S, S) float images in [0, 1] -> (B, latent_dim) latents."""
         return (self.target_encoder if target else self.encoder)(images)
+
+    def encode_wrist(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) wrist-camera images in [0, 1] -> (B, latent_dim) head features."""
+        return self.wrist_encoder(images)
 
     def context(
         self,
@@ -124,11 +133,20 @@ class TrackerNet(nn.Module):
             out.append(latent)
         return torch.stack(out, 1)
 
-    def head_action(self, latent: torch.Tensor, reference: torch.Tensor, context: torch.Tensor):
-        """Tracking head: (B, D) latent now, (B, D) reference at lookahead -> normalised action."""
+    def head_action(
+        self,
+        latent: torch.Tensor,
+        reference: torch.Tensor,
+        context: torch.Tensor,
+        wrist: torch.Tensor | None = None,
+    ):
+        """Tracking head: (B, D) latent now, (B, D) reference at lookahead (and the (B, D)
+        wrist features with ``wrist_camera``) -> normalised action."""
         inputs = [latent, reference, reference - latent, context]
         if self.pose is not None:
             inputs.append(self.pose(reference) - self.pose(latent))
+        if self.wrist_encoder is not None:
+            inputs.append(wrist)
         return self.head(torch.cat(inputs, 1))
 
     def pose_error(self, latent: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:

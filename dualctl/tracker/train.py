@@ -111,7 +111,10 @@ def train_tracker(
     torch.set_num_threads(trainer_config.threads)
     pl.seed_everything(seed, workers=True)
     tc = config.train
-    store = EpisodeStore.load(data, camera=config.camera, max_episodes=tc.max_episodes)
+    wrist = [config.wrist_camera] if config.wrist_camera else []
+    store = EpisodeStore.load(
+        data, camera=config.camera, max_episodes=tc.max_episodes, extra_cameras=wrist
+    )
     config.frame_hz = frame_rate(store)
     train_ids, val_ids = split_episodes(len(store), tc.val_episodes)
     train_store = store.subset(train_ids)
