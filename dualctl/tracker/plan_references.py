@@ -70,6 +70,6 @@ def with_planner_references(
         "reference_source": f"planner (replan {replan_s} s, latency {latency_s} s, "
         f"lookahead {lookahead_s} s)",
     }
-    images = {camera: episode.images[camera], REFERENCE_CAMERA: shown}
+    images = {**episode.images, REFERENCE_CAMERA: shown}  # every camera kept (a wrist view)
     return Episode(images, episode.proprio, episode.wrench, episode.tactile, episode.action,
                    episode.timestamp, meta)  # fmt: skip

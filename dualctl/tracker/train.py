@@ -74,21 +74,27 @@ def _resume_path(resume: str, run_dir: Path) -> str | None:
 def _start_from(net: TrackerNet, folder: Path, config: TrackerConfig) -> None:
     """Fine-tune: take weights and normalisation statistics from the checkpoint in ``folder``
     (the inputs keep the scale those weights were trained on). A checkpoint without the pose
-    probe can start one that has it: the probe starts fresh and the head's new inputs start
-    at zero weight, so the head acts as before until training uses them."""
+    probe or the wrist camera can start a network that has them: the new parts start fresh
+    and the head's new inputs at zero weight, so the head acts as before until training
+    uses them."""
     start, saved = load_checkpoint(folder)
-    grows = config.pose_probe and not saved.pose_probe
-    check_compatible(folder, saved, replace(config, pose_probe=False) if grows else config)
+    added = [k for k in GROWABLE if getattr(config, k) and not getattr(saved, k)]
+    check_compatible(folder, saved, replace(config, **{k: getattr(saved, k) for k in added}))
     state = start.state_dict()
-    if grows:
-        state = _with_pose_probe(state, net.state_dict())
+    if added:
+        state = _with_new_inputs(state, net.state_dict())
     net.load_state_dict(state)
-    log.info("tracker: fine-tuning from %s%s", folder, " (pose probe added)" if grows else "")
+    log.info("tracker: fine-tuning from %s%s", folder, f" ({', '.join(added)} added)" * bool(added))
 
 
-def _with_pose_probe(old: dict, new: dict) -> dict:
-    """``old`` weights in ``new``'s shapes: fresh probe, zero weight on the head's new inputs."""
-    state = {**old, "pose.weight": new["pose.weight"], "pose.bias": new["pose.bias"]}
+#: Architecture keys a fine-tune may switch on over its ``init`` checkpoint.
+GROWABLE = ("pose_probe", "wrist_camera")
+
+
+def _with_new_inputs(old: dict, new: dict) -> dict:
+    """``old`` weights in ``new``'s shapes: new modules fresh, zero weight on the head's new
+    inputs (they come after the old ones)."""
+    state = {**{k: v for k, v in new.items() if k not in old}, **old}
     grown = torch.zeros_like(new["head.0.weight"])
     grown[:, : old["head.0.weight"].shape[1]] = old["head.0.weight"]
     state["head.0.weight"] = grown

@@ -36,6 +36,7 @@ def test_each_step_sees_the_latest_arrived_plan_at_now_plus_lookahead():
 
 def test_a_copy_keeps_the_labels_and_records_the_planner_frames_as_its_reference():
     episode = synthetic_episode(0, steps=30)
+    episode.images["wrist"] = 255 - episode.images["scene"]
     episode.meta["instruction"] = "lift the red block"
     asked = []
 
@@ -49,6 +50,7 @@ def test_a_copy_keeps_the_labels_and_records_the_planner_frames_as_its_reference
     copy = with_planner_references(episode, planner, np.random.default_rng(0), 0.5, 0.3, 0.5)
     np.testing.assert_array_equal(copy.action, episode.action)
     np.testing.assert_array_equal(copy.images["scene"], episode.images["scene"])
+    np.testing.assert_array_equal(copy.images["wrist"], episode.images["wrist"])
     reference = copy.images[REFERENCE_CAMERA]
     assert reference.shape == episode.images["scene"].shape
     assert reference.max() <= episode.images["scene"].max() // 2

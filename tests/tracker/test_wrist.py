@@ -41,10 +41,14 @@ def write_wrist_dataset(folder, episodes: int = 12):
 
 
 @pytest.fixture(scope="module")
-def wrist_tracker(tmp_path_factory):
-    data = write_wrist_dataset(tmp_path_factory.mktemp("wrist_data"))
+def wrist_data(tmp_path_factory):
+    return write_wrist_dataset(tmp_path_factory.mktemp("wrist_data"))
+
+
+@pytest.fixture(scope="module")
+def wrist_tracker(wrist_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("wrist_run")
-    assert main(["train", "tracker", f"data={data}", f"out={out}", *WRIST]) == 0
+    assert main(["train", "tracker", f"data={wrist_data}", f"out={out}", *WRIST]) == 0
     return load_tracker(out / "tracker" / "export")
 
 
@@ -70,6 +74,24 @@ def test_the_head_acts_on_what_the_wrist_camera_shows(wrist_tracker):
 def test_a_body_without_the_wrist_camera_is_told_what_to_add(wrist_tracker):
     with pytest.raises(DualctlError, match="camera 'wrist'.*\\['scene'\\].*sim.wrist_camera"):
         wrist_tracker.encode_view(observe(None).images)
+
+
+def test_a_wrist_camera_added_to_a_checkpoint_starts_acting_like_it(wrist_data, tmp_path):
+    quick = [*SMALL, "tracker.train.max_steps=5"]
+    assert main(["train", "tracker", f"data={wrist_data}", f"out={tmp_path / 'a'}", *quick]) == 0
+    start_dir = tmp_path / "a" / "tracker" / "export"
+    grown_run = [*quick, "tracker.wrist_camera=wrist", "tracker.train.max_steps=1",
+                 "tracker.train.lr=1e-7", f"tracker.train.init={start_dir}"]  # fmt: skip
+    assert (
+        main(["train", "tracker", f"data={wrist_data}", f"out={tmp_path / 'b'}", *grown_run]) == 0
+    )
+    start, grown = load_tracker(start_dir), load_tracker(tmp_path / "b" / "tracker" / "export")
+    assert grown.cameras == ("scene", "wrist") and start.cameras == ("scene",)
+    rng = np.random.default_rng(1)
+    z, ref, wrist = rng.normal(size=(3, start.latent_dim)).astype(np.float32)
+    context = rng.normal(size=start.net.context_dim).astype(np.float32)
+    np.testing.assert_allclose(grown.fast.action(np.concatenate([z, wrist]), ref, context),
+                               start.fast.action(z, ref, context), rtol=1e-2, atol=1e-3)  # fmt: skip
 
 
 def test_the_sim_renders_the_cameras_a_tracker_reads():
