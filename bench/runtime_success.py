@@ -49,6 +49,8 @@ def fingerprint(config) -> str:
     parts += [f"planner.{k}={getattr(config.planner, k)}" for k in PLANNER_RUN_KEYS]
     parts += changed_settings("runtime", config.runtime, RuntimeConfig())
     parts += changed_settings("runtime.safety", config.runtime.safety, SafetyConfig())
+    if config.runtime.safety.wrench_response != "stop":  # keyed apart from runs made under "stop"
+        parts.append(f"safety.wrench_response={config.runtime.safety.wrench_response}")
     for folder in (config.tracker.checkpoint, config.planner.checkpoint):
         for path in sorted(Path(folder).rglob("*")):
             if path.is_file():
@@ -60,7 +62,7 @@ def fingerprint(config) -> str:
 def changed_settings(prefix: str, section, defaults) -> list[str]:
     """``prefix.key=value`` of the fields of ``section`` that differ from ``defaults`` (only
     changed ones, so results keyed before a setting existed stay valid)."""
-    ignored = {"safety", "plan_latency_s", "status_line", "telemetry_path"}
+    ignored = {"safety", "plan_latency_s", "status_line", "telemetry_path", "wrench_response"}
     return [
         f"{prefix}.{k}={getattr(section, k)}"
         for k, v in vars(defaults).items()

@@ -23,9 +23,10 @@ class SafetyConfig:
         max_yaw_rate: end-effector yaw-rate limit, rad/s.
         max_wrench_n: a wrist force norm above this (N) stops the arm's push for that tick (the
             gripper command stands), e.g. when pressing into the table.
-        wrench_response: what stops at ``max_wrench_n``: "stop" all motion, or "yield": only
-            the part of the commanded velocity that pushes into the sensed force (moving
-            sideways or away, e.g. off the top of an object a finger landed on, goes on).
+        wrench_response: what stops at ``max_wrench_n``: "yield" (the default) stops only the
+            part of the commanded velocity that pushes into the sensed force, so moving
+            sideways or away (off the top of an object a finger landed on) goes on; "stop"
+            stops all motion, which also stops the arm backing off and can pin it there.
         max_obs_age_s: an observation whose oldest force/tactile/proprio stream is older than
             this (s) is not acted on: the arm holds.
         max_plan_age_s: a plan conditioned longer ago than this (s) is stale even before its
@@ -44,7 +45,7 @@ class SafetyConfig:
     max_speed_mps: float = 0.5
     max_yaw_rate: float = 2.0
     max_wrench_n: float = 150.0
-    wrench_response: str = "stop"
+    wrench_response: str = "yield"
     max_obs_age_s: float = 0.05
     max_plan_age_s: float = 4.0
     deadline_tolerance_s: float = 0.001

@@ -96,7 +96,8 @@ def test_estop_latches_a_safe_state(mode):
     assert sent.ee_velocity[0] == pytest.approx(0.3)
 
 
-def test_wrist_force_over_the_limit_stops_motion_but_keeps_the_grip(safety):
+def test_wrist_force_over_the_limit_stops_motion_but_keeps_the_grip():
+    safety = SafetySupervisor(SafetyConfig(wrench_response="stop"), period_s=0.005)
     obs = observe()
     obs.wrench[:3] = (0.0, 0.0, -200.0)  # pressing into the table, over the 150 N default
     sent, notes = safety.filter(command(velocity=(0.1, 0.0, -0.2, 0.0), width=0.01), obs, 1.0)
@@ -109,8 +110,7 @@ def test_wrist_force_over_the_limit_stops_motion_but_keeps_the_grip(safety):
 
 
 def test_yielding_to_wrist_force_keeps_motion_sideways_and_away():
-    limits = SafetyConfig(wrench_response="yield")
-    safety = SafetySupervisor(limits, period_s=0.005)
+    safety = SafetySupervisor(SafetyConfig(), period_s=0.005)  # "yield" is the default
     obs = observe()
     obs.wrench[:3] = (0.0, 0.0, -200.0)  # the arm presses a finger down on an object
     sent, notes = safety.filter(command(velocity=(0.1, 0.0, -0.2, 0.3), width=0.01), obs, 1.0)
