@@ -49,8 +49,10 @@ def fingerprint(config) -> str:
     parts += [f"planner.{k}={getattr(config.planner, k)}" for k in PLANNER_RUN_KEYS]
     parts += changed_settings("runtime", config.runtime, RuntimeConfig())
     parts += changed_settings("runtime.safety", config.runtime.safety, SafetyConfig())
-    if config.runtime.safety.wrench_response != "stop":  # keyed apart from runs made under "stop"
-        parts.append(f"safety.wrench_response={config.runtime.safety.wrench_response}")
+    safety = config.runtime.safety
+    if safety.wrench_response != "stop":  # keyed apart from runs made under "stop"
+        parts.append(f"safety.wrench_response={safety.wrench_response} backoff "
+                     f"{safety.wrench_admittance} release {safety.wrench_release}")  # fmt: skip
     for folder in (config.tracker.checkpoint, config.planner.checkpoint):
         for path in sorted(Path(folder).rglob("*")):
             if path.is_file():
@@ -62,7 +64,8 @@ def fingerprint(config) -> str:
 def changed_settings(prefix: str, section, defaults) -> list[str]:
     """``prefix.key=value`` of the fields of ``section`` that differ from ``defaults`` (only
     changed ones, so results keyed before a setting existed stay valid)."""
-    ignored = {"safety", "plan_latency_s", "status_line", "telemetry_path", "wrench_response"}
+    ignored = {"safety", "plan_latency_s", "status_line", "telemetry_path", "wrench_response",
+               "wrench_admittance", "wrench_release"}  # fmt: skip
     return [
         f"{prefix}.{k}={getattr(section, k)}"
         for k, v in vars(defaults).items()

@@ -21,12 +21,17 @@ class SafetyConfig:
         workspace_high: (x, y, z) upper corner, m.
         max_speed_mps: end-effector linear speed limit, m/s.
         max_yaw_rate: end-effector yaw-rate limit, rad/s.
-        max_wrench_n: a wrist force norm above this (N) stops the arm's push for that tick (the
-            gripper command stands), e.g. when pressing into the table.
-        wrench_response: what stops at ``max_wrench_n``: "yield" (the default) stops only the
-            part of the commanded velocity that pushes into the sensed force, so moving
-            sideways or away (off the top of an object a finger landed on) goes on; "stop"
-            stops all motion, which also stops the arm backing off and can pin it there.
+        max_wrench_n: the wrist force norm (N) the arm must not press harder than, e.g. into
+            the table or onto an object (the gripper command always stands).
+        wrench_response: what happens above ``max_wrench_n``: "yield" (the default) backs the
+            arm off along the force, ``wrench_admittance`` m/s per N over the limit, and lets
+            it move only away from the contact until the force is back under
+            ``wrench_release`` x the limit; "stop" stops all motion for each tick over the
+            limit, which leaves the press the arm's servo has built up (a stiff stage held
+            160-260 N against a 150 N limit) and stops the arm backing off too.
+        wrench_admittance: back-off speed per N of force over the limit (m/s/N), with "yield".
+        wrench_release: with "yield", the arm has its motion back once the force falls below
+            this fraction of ``max_wrench_n``.
         max_obs_age_s: an observation whose oldest force/tactile/proprio stream is older than
             this (s) is not acted on: the arm holds.
         max_plan_age_s: a plan conditioned longer ago than this (s) is stale even before its
@@ -46,6 +51,8 @@ class SafetyConfig:
     max_yaw_rate: float = 2.0
     max_wrench_n: float = 150.0
     wrench_response: str = "yield"
+    wrench_admittance: float = 0.001
+    wrench_release: float = 0.7
     max_obs_age_s: float = 0.05
     max_plan_age_s: float = 4.0
     deadline_tolerance_s: float = 0.001
@@ -72,6 +79,8 @@ class SafetyConfig:
         check_range(f"{key}.deadline_tolerance_s", self.deadline_tolerance_s, 0.0, 1.0)
         check_range(f"{key}.watchdog_misses", self.watchdog_misses, 1)
         check_choice(f"{key}.wrench_response", self.wrench_response, ("stop", "yield"))
+        check_range(f"{key}.wrench_admittance", self.wrench_admittance, 0.0, 0.1)
+        check_range(f"{key}.wrench_release", self.wrench_release, 0.1, 1.0)
         check_choice(f"{key}.estop_mode", self.estop_mode, ("hold", "open"))
         check_range(f"{key}.health_period_s", self.health_period_s, 0.001, 10.0)
 

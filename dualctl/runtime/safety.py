@@ -62,6 +62,7 @@ class SafetySupervisor:
         self.estop_reason: str | None = None
         self.last_gripper: GripperCommand | None = None
         self._misses = 0
+        self._yielding = False
 
     # --- e-stop -------------------------------------------------------------------------------
 
@@ -125,7 +126,7 @@ class SafetySupervisor:
             notes.append(Intervention(now, "stale_observation", reason + ": hold"))
             return self.hold(observation, now)
         force = float(np.linalg.norm(observation.wrench[:3]))
-        if force > self.limits.max_wrench_n:
+        if self._over_wrench_limit(force):
             return self._wrench_limited(action, observation.wrench[:3], force, now, notes)
         self._misses = self._misses + 1 if lateness_s > self.limits.deadline_tolerance_s else 0
         if self._misses >= self.limits.watchdog_misses:
@@ -134,18 +135,34 @@ class SafetySupervisor:
             return Action(np.zeros(4, np.float32), action.gripper, now)
         return action
 
+    def _over_wrench_limit(self, force: float) -> bool:
+        """Whether the wrist force (N) calls for the wrench response this tick: over the
+        limit, or ("yield") still above the release level since it was."""
+        limit = self.limits.max_wrench_n
+        if self.limits.wrench_response == "stop":
+            return force > limit
+        if force > limit:
+            self._yielding = True
+        elif force < self.limits.wrench_release * limit:
+            self._yielding = False
+        return self._yielding
+
     def _wrench_limited(self, action, force_vector, force, now, notes) -> Action:
-        """``action`` with its motion stopped ("stop") or its push into the contact removed
-        ("yield"). ``force_vector`` is the wrist force (N): what the arm exerts on the hand,
-        so a contact pushes the hand along minus it and motion along it presses harder."""
+        """``action`` with its motion stopped ("stop") or turned into a back-off ("yield").
+        ``force_vector`` is the wrist force (N): what the arm exerts on the hand, so a
+        contact pushes the hand along minus it and motion along it presses harder. The
+        back-off keeps any commanded motion away from the contact and adds
+        ``wrench_admittance`` m/s per N over the limit; everything else waits."""
         velocity = np.zeros(4, np.float32)
-        what = "stop motion"
+        limit, what = self.limits.max_wrench_n, "stop motion"
         if self.limits.wrench_response == "yield":
-            velocity = action.ee_velocity.astype(np.float32).copy()
-            pressing = np.asarray(force_vector, np.float32) / force
-            velocity[:3] -= max(0.0, float(velocity[:3] @ pressing)) * pressing
-            what = "stop pushing into it"
-        reason = f"wrist force {force:.1f} N > {self.limits.max_wrench_n:.1f} N: {what}"
+            pressing = np.asarray(force_vector, np.float32) / max(force, 1e-6)
+            away = min(0.0, float(action.ee_velocity[:3] @ pressing))
+            backoff = min(self.limits.max_speed_mps,
+                          self.limits.wrench_admittance * max(0.0, force - limit))  # fmt: skip
+            velocity[:3] = (away - backoff) * pressing
+            what = f"back off at {backoff * 1e3:.0f} mm/s"
+        reason = f"wrist force {force:.1f} N (limit {limit:.1f} N): {what}"
         notes.append(Intervention(now, "wrench_limit", reason))
         return Action(velocity, action.gripper, now)
 

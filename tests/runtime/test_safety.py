@@ -109,12 +109,18 @@ def test_wrist_force_over_the_limit_stops_motion_but_keeps_the_grip():
     assert sent.ee_velocity[2] == pytest.approx(-0.2) and not notes
 
 
-def test_yielding_to_wrist_force_keeps_motion_sideways_and_away():
+def test_yielding_to_wrist_force_backs_off_until_the_force_is_released():
     safety = SafetySupervisor(SafetyConfig(), period_s=0.005)  # "yield" is the default
     obs = observe()
-    obs.wrench[:3] = (0.0, 0.0, -200.0)  # the arm presses a finger down on an object
+    obs.wrench[:3] = (0.0, 0.0, -200.0)  # the arm presses a finger down, 50 N over the limit
     sent, notes = safety.filter(command(velocity=(0.1, 0.0, -0.2, 0.3), width=0.01), obs, 1.0)
-    np.testing.assert_allclose(sent.ee_velocity, (0.1, 0.0, 0.0, 0.3), atol=1e-6)
-    assert [n.kind for n in notes] == ["wrench_limit"]
+    np.testing.assert_allclose(sent.ee_velocity, (0.0, 0.0, 0.05, 0.0), atol=1e-6)  # 1 mm/s/N
+    assert sent.gripper.width_m == pytest.approx(0.01) and notes[0].kind == "wrench_limit"
     sent, _ = safety.filter(command(velocity=(0.0, 0.0, 0.05, 0.0)), obs, 1.005)
-    assert sent.ee_velocity[2] == pytest.approx(0.05)  # backing off is never stopped
+    assert sent.ee_velocity[2] == pytest.approx(0.1)  # moving away is kept, and backs off more
+    obs.wrench[:3] = (0.0, 0.0, -120.0)  # under the limit, above 0.7 of it: still yielding
+    sent, notes = safety.filter(command(velocity=(0.1, 0.0, -0.2, 0.0)), obs, 1.01)
+    assert not sent.ee_velocity.any() and notes
+    obs.wrench[:3] = (0.0, 0.0, -100.0)  # released
+    sent, notes = safety.filter(command(velocity=(0.1, 0.0, -0.2, 0.0)), obs, 1.015)
+    assert sent.ee_velocity[2] == pytest.approx(-0.2) and not notes
