@@ -28,7 +28,6 @@ from dualctl.config import load_config  # noqa: E402
 from dualctl.data.episode import atomic_write_text  # noqa: E402
 from dualctl.eval.stats import wilson_interval  # noqa: E402
 from dualctl.runtime.clock import VirtualClock  # noqa: E402
-from dualctl.runtime.config import RuntimeConfig, SafetyConfig  # noqa: E402
 from dualctl.runtime.demo import run_episode  # noqa: E402
 from dualctl.runtime.factories import (  # noqa: E402
     PLANNER_RUN_KEYS,
@@ -40,6 +39,9 @@ from dualctl.runtime.telemetry import Telemetry  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "runtime_success.json"
 EPISODES = Path(__file__).parent / "results" / "runtime_success_episodes.jsonl"
+#: Runtime settings that do not change an episode (every other one, safety limits included,
+#: keys the cached results).
+COSMETIC = ("status_line", "telemetry_path")
 
 
 def fingerprint(config) -> str:
@@ -47,30 +49,13 @@ def fingerprint(config) -> str:
     parts = [config.sim.split, str(config.runtime.plan_latency_s), str(config.tracker.rate_hz)]
     parts += [f"tracker.{k}={getattr(config.tracker, k)}" for k in TRACKER_RUN_KEYS]
     parts += [f"planner.{k}={getattr(config.planner, k)}" for k in PLANNER_RUN_KEYS]
-    parts += changed_settings("runtime", config.runtime, RuntimeConfig())
-    parts += changed_settings("runtime.safety", config.runtime.safety, SafetyConfig())
-    safety = config.runtime.safety
-    if safety.wrench_response != "stop":  # keyed apart from runs made under "stop"
-        parts.append(f"safety.wrench_response={safety.wrench_response} backoff "
-                     f"{safety.wrench_admittance} release {safety.wrench_release}")  # fmt: skip
+    parts += [f"runtime.{k}={v}" for k, v in vars(config.runtime).items() if k not in COSMETIC]
     for folder in (config.tracker.checkpoint, config.planner.checkpoint):
         for path in sorted(Path(folder).rglob("*")):
             if path.is_file():
                 stat = path.stat()
                 parts.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
-
-
-def changed_settings(prefix: str, section, defaults) -> list[str]:
-    """``prefix.key=value`` of the fields of ``section`` that differ from ``defaults`` (only
-    changed ones, so results keyed before a setting existed stay valid)."""
-    ignored = {"safety", "plan_latency_s", "status_line", "telemetry_path", "wrench_response",
-               "wrench_admittance", "wrench_release"}  # fmt: skip
-    return [
-        f"{prefix}.{k}={getattr(section, k)}"
-        for k, v in vars(defaults).items()
-        if k not in ignored and getattr(section, k) != v
-    ]
 
 
 def load_done(key: str) -> dict[tuple, dict]:

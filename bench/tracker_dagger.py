@@ -84,7 +84,8 @@ class PlannerReferences:
     def frame(self, observation: Observation, lookahead_s: float) -> np.ndarray:
         t = observation.timestamp
         if not self.plans or t >= self.conditioned_at[-1] + self.replan_s - 1e-9:
-            frames = self.planner.imagine(observation.images["scene"][None],
+            camera = self.planner.config.camera
+            frames = self.planner.imagine(observation.images[camera][None],
                                           observation.proprio[None], [self.instruction])[0]  # fmt: skip
             self.conditioned_at.append(t)
             self.plans.append(frames)

@@ -69,7 +69,7 @@ class TrackerNet(nn.Module):
         # references live in the scene camera's latent space.
         wrist = config.wrist_camera
         self.wrist_encoder = build_image_encoder(config, load_encoder_weights) if wrist else None
-        wrist_inputs = d if config.wrist_camera else 0
+        wrist_inputs = d if wrist else 0
         self.head = mlp([3 * d + self.context_dim + pose_inputs + wrist_inputs, h, h, ACTION_DIM])
         for key, shape in NORMALISED.items():
             self.register_buffer(f"{key}_mean", torch.zeros(shape))

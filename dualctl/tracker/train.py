@@ -24,7 +24,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from dualctl.config import TrainerConfig
 from dualctl.data.dataset import EpisodeStore, WindowDataset, collate_arrays
 from dualctl.data.episode import atomic_write_text
-from dualctl.errors import ConfigError, DataError
+from dualctl.errors import CheckpointError, ConfigError, DataError
 from dualctl.tracker.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from dualctl.tracker.config import TrackerConfig
 from dualctl.tracker.head_stage import cache_features, train_head
@@ -79,6 +79,13 @@ def _start_from(net: TrackerNet, folder: Path, config: TrackerConfig) -> None:
     uses them."""
     start, saved = load_checkpoint(folder)
     added = [k for k in GROWABLE if getattr(config, k) and not getattr(saved, k)]
+    had = [k for k in GROWABLE if getattr(saved, k)]
+    if added and had and GROWABLE.index(added[0]) < GROWABLE.index(had[-1]):
+        raise CheckpointError(
+            f"tracker.train.init '{folder}' has {had[-1]}, so {added[0]} cannot be added to it "
+            f"(the head's new inputs must come after its old ones: {', '.join(GROWABLE)}); "
+            "train from a checkpoint without them"
+        )
     check_compatible(folder, saved, replace(config, **{k: getattr(saved, k) for k in added}))
     state = start.state_dict()
     if added:
@@ -87,7 +94,8 @@ def _start_from(net: TrackerNet, folder: Path, config: TrackerConfig) -> None:
     log.info("tracker: fine-tuning from %s%s", folder, f" ({', '.join(added)} added)" * bool(added))
 
 
-#: Architecture keys a fine-tune may switch on over its ``init`` checkpoint.
+#: Architecture keys a fine-tune may switch on over its ``init`` checkpoint, in the order of
+#: the head inputs they add.
 GROWABLE = ("pose_probe", "wrist_camera")
 
 

@@ -94,6 +94,17 @@ def test_a_wrist_camera_added_to_a_checkpoint_starts_acting_like_it(wrist_data, 
                                start.fast.action(z, ref, context), rtol=1e-2, atol=1e-3)  # fmt: skip
 
 
+def test_a_pose_probe_cannot_be_added_before_a_wrist_camera_the_checkpoint_has(
+    wrist_data, tmp_path
+):
+    quick = [*SMALL, "tracker.train.max_steps=2", "tracker.wrist_camera=wrist"]
+    assert main(["train", "tracker", f"data={wrist_data}", f"out={tmp_path / 'a'}", *quick]) == 0
+    start_dir = tmp_path / "a" / "tracker" / "export"
+    grown = [*quick, "tracker.pose_probe=true", f"tracker.train.init={start_dir}"]
+    assert main(["train", "tracker", f"data={wrist_data}", f"out={tmp_path / 'b'}", *grown]) == 2
+    assert not (tmp_path / "b" / "tracker" / "export").exists()
+
+
 def test_the_sim_renders_the_cameras_a_tracker_reads():
     assert with_cameras(SimConfig(), ("scene", "wrist")).wrist_camera
     assert not with_cameras(SimConfig(), ("scene",)).wrist_camera
