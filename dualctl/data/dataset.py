@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from dualctl.data.episode import Episode, episode_paths, read_dataset_info, read_episode
+from dualctl.data.privileged import object_yaw_labels
 from dualctl.errors import DataError
 
 #: Per-step keys besides images, in the episode format.
@@ -44,6 +45,8 @@ class EpisodeStore:
         arrays: key -> (sum of T, ...) array; images under ``"frames"`` (one camera). When
             some episodes carry a :data:`REFERENCE_CAMERA`, its frames are under
             ``"reference_frames"`` (zeros elsewhere) and ``"has_reference"`` (T,) says where.
+            ``"object_yaw"`` (T, 3) holds the sim's privileged object-yaw labels
+            (:func:`~dualctl.data.privileged.object_yaw_labels`; all unknown for real data).
         starts, lengths: (E,) first index and step count of each episode.
         metas: each episode's metadata dict.
     """
@@ -64,6 +67,9 @@ class EpisodeStore:
         self.lengths = np.array([len(e) for e in episodes], np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
         self.arrays = {k: np.concatenate([getattr(e, k) for e in episodes]) for k in ARRAY_KEYS}
+        self.arrays["object_yaw"] = np.concatenate(
+            [object_yaw_labels(e.meta, e.proprio, e.tactile, e.wrench) for e in episodes]
+        )
         cameras = {"frames": camera} if camera is not None else {}
         cameras.update({f"{name}_frames": name for name in extra_cameras})
         for name in cameras.values():

@@ -21,6 +21,7 @@ ARCHITECTURE_KEYS = (
     "keypoints",
     "keypoint_stage",
     "pose_probe",
+    "object_probe",
     "image_size",
     "wrist_camera",
     "latent_dim",
@@ -54,6 +55,7 @@ class TrackerTrainConfig:
         var_weight, cov_weight: VICReg variance and covariance terms on online latents.
         head_weight: weight of the tracking head's behaviour-cloning loss.
         pose_weight: weight of the pose probe's loss (``tracker.pose_probe``).
+        object_weight: weight of the object probe's loss (``tracker.object_probe``).
         recorded_references: condition the head on the reference an episode recorded as shown
             (DAgger rollouts) where there is one; false uses hindsight frames everywhere.
         modality_dropout: probability of dropping force (and, independently, tactile) per window.
@@ -89,6 +91,7 @@ class TrackerTrainConfig:
     cov_weight: float = 0.04
     head_weight: float = 1.0
     pose_weight: float = 1.0
+    object_weight: float = 1.0
     recorded_references: bool = True
     modality_dropout: float = 0.3
     shift_px: int = 2
@@ -118,7 +121,8 @@ class TrackerTrainConfig:
         check_range("tracker.train.weight_decay", self.weight_decay, 0.0, 1.0)
         check_range("tracker.train.ema_start", self.ema_start, 0.0, 1.0)
         check_range("tracker.train.ema_end", self.ema_end, self.ema_start, 1.0)
-        for name in ("rollout_weight", "var_weight", "cov_weight", "head_weight", "pose_weight"):
+        weights = ("rollout", "var", "cov", "head", "pose", "object")
+        for name in (f"{w}_weight" for w in weights):
             check_range(f"tracker.train.{name}", getattr(self, name), 0.0)
         check_range("tracker.train.modality_dropout", self.modality_dropout, 0.0, 1.0)
         check_range("tracker.train.shift_px", self.shift_px, 0, 16)
@@ -190,6 +194,11 @@ class TrackerConfig:
             that frame (proprio x, y, z, yaw, width), which makes the latent carry the
             geometry; the head also gets the probe's pose of the reference minus that of the
             current latent (where the reference wants the gripper, from the images alone).
+        object_probe: train a linear probe from the current latent to the object's yaw (sin
+            and cos of 4 x yaw, a box repeating every quarter turn; privileged sim labels, see
+            :mod:`dualctl.data.privileged`), which makes the latent carry the turn the world
+            model and cloning losses leave out; the head also gets the probe's output and the
+            gap from the gripper's yaw to the face it reads (the turn to make).
         image_size: square image side the encoder takes, pixels.
         camera: camera whose frames are encoded.
         wrist_camera: a second, hand-mounted camera ("" = none, "wrist" in the sim) whose
@@ -224,6 +233,7 @@ class TrackerConfig:
     keypoints: int = 32
     keypoint_stage: int = 1
     pose_probe: bool = False
+    object_probe: bool = False
     image_size: int = 64
     camera: str = "scene"
     wrist_camera: str = ""

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from dualctl.tracker.model import INPUT_CLIP, PROPRIO_INPUTS, TrackerNet
+from dualctl.data.privileged import face_yaw
+from dualctl.tracker.model import INPUT_CLIP, PROPRIO_INPUTS, PROPRIO_YAW, TrackerNet
 
 
 class NumpyMLP:
@@ -42,6 +43,10 @@ class FastPath:
         if net.pose is not None:
             self.pose = (net.pose.weight.detach().numpy().T.copy(),
                          net.pose.bias.detach().numpy().copy())  # fmt: skip
+        self.object = None
+        if net.object is not None:
+            self.object = (net.object.weight.detach().numpy().T.copy(),
+                           net.object.bias.detach().numpy().copy())  # fmt: skip
         self.stats = {k: net.stats_numpy(k) for k in ("proprio", "wrench", "tactile", "action")}
 
     def context(
@@ -76,6 +81,16 @@ class FastPath:
         if self.pose is not None:
             inputs.append((reference - latent) @ self.pose[0])  # the probe's bias cancels
         inputs.append(wrist)
+        if self.object is not None:
+            inputs.append(self._object_features(latent, context))
         x = np.concatenate(inputs)
         a_mean, a_std = self.stats["action"]
         return self.head(x) * a_std + a_mean
+
+    def _object_features(self, latent: np.ndarray, context: np.ndarray) -> np.ndarray:
+        """As ``TrackerNet.object_features``: the probe's reading and the turn it asks for."""
+        sin_cos = latent @ self.object[0] + self.object[1]
+        p_mean, p_std = self.stats["proprio"]
+        yaw = context[len(context) - PROPRIO_INPUTS + PROPRIO_YAW] * p_std[PROPRIO_YAW]
+        turn = face_yaw(sin_cos[0], sin_cos[1]) - (yaw + p_mean[PROPRIO_YAW])
+        return np.append(sin_cos, np.float32(turn)).astype(np.float32)

@@ -41,6 +41,8 @@ def window_offsets(config: TrackerConfig, stored_reference: bool = False) -> dic
         offsets.update(reference_frames=[0], has_reference=[0])
     if config.wrist_camera:
         offsets["wrist_frames"] = [0]
+    if config.object_probe:
+        offsets["object_yaw"] = [0]
     return offsets
 
 
@@ -150,6 +152,8 @@ class TrackerLightning(pl.LightningModule):
         }
         if net.pose is not None:
             losses["pose"] = net.pose_error(online[:, 0], batch["proprio"][:, 0])
+        if net.object is not None:
+            losses["object"] = net.object_error(online[:, 0], batch["object_yaw"][:, 0])
         return losses
 
     def _wrist(self, batch: dict[str, torch.Tensor], train: bool) -> torch.Tensor | None:
@@ -173,6 +177,7 @@ class TrackerLightning(pl.LightningModule):
             + c.var_weight * losses["variance"]
             + c.cov_weight * losses["covariance"]
             + c.pose_weight * losses.get("pose", 0.0)
+            + c.object_weight * losses.get("object", 0.0)
         )
 
     def training_step(self, batch, batch_idx):

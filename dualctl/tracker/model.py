@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dualctl.data.dataset import Stats
+from dualctl.data.privileged import QUARTER_TURNS
 from dualctl.tracker.config import TrackerConfig
 from dualctl.tracker.encoders import SensorEncoder, build_image_encoder, mlp
 from dualctl.types import ACTION_DIM, PROPRIO_DIM, TACTILE_SHAPE, WRENCH_DIM
@@ -39,6 +40,10 @@ INPUT_CLIP = 5.0
 #: commanded velocity is almost the measured one a moment later, so a cloned policy would learn
 #: to copy it (and feed back its own errors) instead of reading the reference.
 PROPRIO_INPUTS = 5
+PROPRIO_YAW = 3
+#: Head inputs the object probe adds: its (sin, cos) of 4 x the object's yaw, and the turn from
+#: the gripper's yaw to the face that reading points at (rad).
+OBJECT_INPUTS = 3
 
 
 def images_to_float(frames: torch.Tensor, size: int) -> torch.Tensor:
@@ -70,7 +75,10 @@ class TrackerNet(nn.Module):
         wrist = config.wrist_camera
         self.wrist_encoder = build_image_encoder(config, load_encoder_weights) if wrist else None
         wrist_inputs = d if wrist else 0
-        self.head = mlp([3 * d + self.context_dim + pose_inputs + wrist_inputs, h, h, ACTION_DIM])
+        self.object = nn.Linear(d, 2) if config.object_probe else None
+        object_inputs = OBJECT_INPUTS if config.object_probe else 0
+        head_inputs = 3 * d + self.context_dim + pose_inputs + wrist_inputs + object_inputs
+        self.head = mlp([head_inputs, h, h, ACTION_DIM])
         for key, shape in NORMALISED.items():
             self.register_buffer(f"{key}_mean", torch.zeros(shape))
             self.register_buffer(f"{key}_std", torch.ones(shape))
@@ -147,7 +155,26 @@ class TrackerNet(nn.Module):
             inputs.append(self.pose(reference) - self.pose(latent))
         if self.wrist_encoder is not None:
             inputs.append(wrist)
+        if self.object is not None:
+            inputs.append(self.object_features(latent, context))
         return self.head(torch.cat(inputs, 1))
+
+    def object_features(self, latent: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """(B, 3): the object probe's (sin, cos) of 4 x yaw, and the face yaw it reads minus
+        the gripper's (rad; no gradient through the angle, whose slope blows up near 0)."""
+        sin_cos = self.object(latent)
+        face = torch.atan2(sin_cos[:, 0], sin_cos[:, 1]).detach() / QUARTER_TURNS
+        yaw_at = self.context_dim - PROPRIO_INPUTS + PROPRIO_YAW
+        mean, std = self.proprio_mean[PROPRIO_YAW], self.proprio_std[PROPRIO_YAW]
+        gripper_yaw = context[:, yaw_at] * std + mean
+        return torch.cat([sin_cos, (face - gripper_yaw)[:, None]], 1)
+
+    def object_error(self, latent: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The object probe's MSE over the steps whose yaw is known (``labels`` (B, 3) from
+        :func:`~dualctl.data.privileged.object_yaw_labels`); 0 when none is."""
+        known = labels[:, 2]
+        squared = (self.object(latent) - labels[:, :2]).pow(2).sum(1)
+        return (squared * known).sum() / known.sum().clamp(min=1.0)
 
     def pose_error(self, latent: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
         """The pose probe's MSE against the normalised pose and opening of raw ``proprio``."""

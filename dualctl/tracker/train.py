@@ -96,7 +96,7 @@ def _start_from(net: TrackerNet, folder: Path, config: TrackerConfig) -> None:
 
 #: Architecture keys a fine-tune may switch on over its ``init`` checkpoint, in the order of
 #: the head inputs they add.
-GROWABLE = ("pose_probe", "wrist_camera")
+GROWABLE = ("pose_probe", "wrist_camera", "object_probe")
 
 
 def _with_new_inputs(old: dict, new: dict) -> dict:

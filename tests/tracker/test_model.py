@@ -23,8 +23,8 @@ def small_config(*extra):
     return load_config([*SMALL, "tracker.tactile_history=3", *extra]).tracker
 
 
-def trained_parts(store, steps=5, pose_probe=False, **kw):
-    config = small_config(f"tracker.pose_probe={pose_probe}",
+def trained_parts(store, steps=5, pose_probe=False, object_probe=False, **kw):
+    config = small_config(f"tracker.pose_probe={pose_probe}", f"tracker.object_probe={object_probe}",
                           *[f"tracker.train.{k}={v}" for k, v in kw.items()])  # fmt: skip
     torch.manual_seed(0)
     net = TrackerNet(config)
@@ -65,13 +65,14 @@ def observation(rng, wrench_scale=1.0):
 
 
 @pytest.mark.parametrize(
-    "force_missing,tactile_missing,pose_probe",
-    [(0, 0, False), (1, 0, False), (0, 1, False), (1, 1, False), (0, 0, True), (1, 1, True)],
-)
+    "force_missing,tactile_missing,pose_probe,object_probe",
+    [(0, 0, False, False), (1, 0, False, False), (0, 1, False, False), (1, 1, False, False),
+     (0, 0, True, False), (1, 1, True, False), (0, 0, False, True), (0, 0, True, True)],
+)  # fmt: skip
 def test_numpy_fast_path_matches_torch(synthetic_dataset, force_missing, tactile_missing,
-                                       pose_probe):  # fmt: skip
+                                       pose_probe, object_probe):  # fmt: skip
     store = EpisodeStore.load(synthetic_dataset)
-    config, net = trained_parts(store, pose_probe=pose_probe)
+    config, net = trained_parts(store, pose_probe=pose_probe, object_probe=object_probe)
     rng = np.random.default_rng(0)
     obs = observation(rng)
     history = np.stack([obs.wrench] * config.force_history).astype(np.float32)

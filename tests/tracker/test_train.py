@@ -133,6 +133,21 @@ def test_init_adds_a_pose_probe_that_starts_acting_like_the_checkpoint(
                                rtol=1e-2, atol=1e-3)  # fmt: skip
 
 
+def test_a_grown_object_probe_starts_acting_like_the_checkpoint(trained, synthetic_dataset,
+                                                               tmp_path):  # fmt: skip
+    status = main(["train", "tracker", f"data={synthetic_dataset}", f"out={tmp_path}", *SMALL,
+                   "tracker.train.max_steps=1", "tracker.train.lr=1e-7",
+                   "tracker.object_probe=true", f"tracker.train.init={trained / 'export'}"])  # fmt: skip
+    assert status == 0
+    start, grown = (load_tracker(p) for p in (trained / "export", tmp_path / "tracker" / "export"))
+    assert grown.net.object is not None and start.net.object is None
+    rng = np.random.default_rng(2)
+    z, ref = rng.normal(size=(2, start.latent_dim)).astype(np.float32)
+    context = rng.normal(size=start.net.context_dim).astype(np.float32)
+    np.testing.assert_allclose(grown.fast.action(z, ref, context), start.fast.action(z, ref, context),
+                               rtol=1e-2, atol=1e-3)  # fmt: skip
+
+
 def test_init_from_a_mismatched_checkpoint_is_refused(trained, synthetic_dataset, tmp_path):
     status = main(["train", "tracker", f"data={synthetic_dataset}", f"out={tmp_path}", *SMALL,
                    "tracker.latent_dim=32", f"tracker.train.init={trained / 'export'}"])  # fmt: skip

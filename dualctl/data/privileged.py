@@ -1,0 +1,51 @@
+"""Labels the sim knows and a robot does not, for auxiliary training losses only.
+
+The object's yaw is in each sim episode's metadata (``variation.object_yaw``) and holds while
+nothing has touched the object: until the hand first closes or feels a contact. A tracker that
+is made to read it from its camera latent can turn the gripper to the object's faces; nothing
+in the world-model or cloning losses asks the latent to carry it (the object does not move
+before the grasp, and a yaw rate is a small part of an action).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dualctl.types import GRIPPER_STROKE_M, PROPRIO_FIELDS
+
+#: The object's yaw is encoded as (sin, cos) of QUARTER_TURNS x yaw: a box looks (and is
+#: grasped) the same every quarter turn.
+QUARTER_TURNS = 4
+#: A hand narrower than this (m), a taxel reading above TOUCH (N) or a wrist force above
+#: WRIST_N (N) means the object may have been moved from its recorded pose.
+OPEN_WIDTH_M = GRIPPER_STROKE_M - 0.005
+TOUCH, WRIST_N = 0.05, 3.0
+_WIDTH = PROPRIO_FIELDS.index("width")
+
+
+def object_yaw_labels(
+    meta: dict, proprio: np.ndarray, tactile: np.ndarray, wrench: np.ndarray
+) -> np.ndarray:
+    """(T, 3) float32: sin and cos of 4 x the object's yaw, and 1 where that yaw is known
+    (before the first close or contact of the episode), else 0 (and 0 everywhere when the
+    metadata holds no object yaw, e.g. real-robot data)."""
+    labels = np.zeros((len(proprio), 3), np.float32)
+    yaw = (meta.get("variation") or {}).get("object_yaw")
+    if yaw is None:
+        return labels
+    touched = (
+        (proprio[:, _WIDTH] < OPEN_WIDTH_M)
+        | (np.abs(tactile).reshape(len(tactile), -1).max(1) > TOUCH)
+        | (np.linalg.norm(wrench[:, :3], axis=1) > WRIST_N)
+    )
+    known = len(proprio) if not touched.any() else int(np.argmax(touched))
+    labels[:, 0] = np.sin(QUARTER_TURNS * yaw)
+    labels[:, 1] = np.cos(QUARTER_TURNS * yaw)
+    labels[:known, 2] = 1.0
+    return labels
+
+
+def face_yaw(sin4: np.ndarray, cos4: np.ndarray) -> np.ndarray:
+    """The object face yaw (rad, in [-pi/4, pi/4]) nearest zero from (sin, cos) of 4 x yaw:
+    the gripper yaw the sim expert grasps at."""
+    return np.arctan2(sin4, cos4) / QUARTER_TURNS
