@@ -117,31 +117,17 @@ def test_init_fine_tunes_from_a_checkpoint(trained, synthetic_dataset, tmp_path)
             assert np.allclose(tuned_state[key].numpy(), value.numpy(), atol=1e-4), key
 
 
-def test_init_adds_a_pose_probe_that_starts_acting_like_the_checkpoint(
-    trained, synthetic_dataset, tmp_path
+@pytest.mark.parametrize("probe,module", [("pose_probe", "pose"), ("object_probe", "object")])
+def test_init_adds_a_probe_that_starts_acting_like_the_checkpoint(
+    trained, synthetic_dataset, tmp_path, probe, module
 ):
     status = main(["train", "tracker", f"data={synthetic_dataset}", f"out={tmp_path}", *SMALL,
-                   "tracker.train.max_steps=1", "tracker.train.lr=1e-7", "tracker.pose_probe=true",
+                   "tracker.train.max_steps=1", "tracker.train.lr=1e-7", f"tracker.{probe}=true",
                    f"tracker.train.init={trained / 'export'}"])  # fmt: skip
     assert status == 0
     start, grown = (load_tracker(p) for p in (trained / "export", tmp_path / "tracker" / "export"))
-    assert grown.net.pose is not None and start.net.pose is None
+    assert getattr(grown.net, module) is not None and getattr(start.net, module) is None
     rng = np.random.default_rng(1)
-    z, ref = rng.normal(size=(2, start.latent_dim)).astype(np.float32)
-    context = rng.normal(size=start.net.context_dim).astype(np.float32)
-    np.testing.assert_allclose(grown.fast.action(z, ref, context), start.fast.action(z, ref, context),
-                               rtol=1e-2, atol=1e-3)  # fmt: skip
-
-
-def test_a_grown_object_probe_starts_acting_like_the_checkpoint(trained, synthetic_dataset,
-                                                               tmp_path):  # fmt: skip
-    status = main(["train", "tracker", f"data={synthetic_dataset}", f"out={tmp_path}", *SMALL,
-                   "tracker.train.max_steps=1", "tracker.train.lr=1e-7",
-                   "tracker.object_probe=true", f"tracker.train.init={trained / 'export'}"])  # fmt: skip
-    assert status == 0
-    start, grown = (load_tracker(p) for p in (trained / "export", tmp_path / "tracker" / "export"))
-    assert grown.net.object is not None and start.net.object is None
-    rng = np.random.default_rng(2)
     z, ref = rng.normal(size=(2, start.latent_dim)).astype(np.float32)
     context = rng.normal(size=start.net.context_dim).astype(np.float32)
     np.testing.assert_allclose(grown.fast.action(z, ref, context), start.fast.action(z, ref, context),
