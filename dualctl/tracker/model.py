@@ -20,7 +20,7 @@ from dualctl.data.dataset import Stats
 from dualctl.data.privileged import QUARTER_TURNS
 from dualctl.tracker.config import TrackerConfig
 from dualctl.tracker.encoders import SensorEncoder, build_image_encoder, mlp
-from dualctl.types import ACTION_DIM, PROPRIO_DIM, TACTILE_SHAPE, WRENCH_DIM
+from dualctl.types import ACTION_DIM, PROPRIO_DIM, PROPRIO_FIELDS, TACTILE_SHAPE, WRENCH_DIM
 
 #: Normalised keys and their per-step shapes (their statistics are buffers ``<key>_mean/std``).
 NORMALISED = {
@@ -40,7 +40,7 @@ INPUT_CLIP = 5.0
 #: commanded velocity is almost the measured one a moment later, so a cloned policy would learn
 #: to copy it (and feed back its own errors) instead of reading the reference.
 PROPRIO_INPUTS = 5
-PROPRIO_YAW = 3
+PROPRIO_YAW = PROPRIO_FIELDS.index("ee_yaw")  # among the PROPRIO_INPUTS
 #: Head inputs the object probe adds: its (sin, cos) of 4 x the object's yaw, and the turn from
 #: the gripper's yaw to the face that reading points at (rad).
 OBJECT_INPUTS = 3
