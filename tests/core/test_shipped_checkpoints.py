@@ -1,0 +1,34 @@
+"""The checkpoints that ship in the repo: each tracker loads through the runtime and acts, and
+all of them together stay small enough to keep in git (< 30 MB)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dualctl.config import load_config
+from dualctl.runtime.factories import load_runtime_tracker
+from dualctl.types import PROPRIO_DIM, TACTILE_SHAPE, Observation
+
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
+TRACKERS = sorted(p.name for p in CHECKPOINTS.glob("tracker*") if p.is_dir())
+
+
+def test_every_shipped_tracker_is_there():
+    assert {"tracker", "tracker_bc", "tracker_dagger2", "tracker_oracle"} <= set(TRACKERS)
+
+
+@pytest.mark.parametrize("name", TRACKERS)
+def test_a_shipped_tracker_loads_and_acts(name):
+    tracker = load_runtime_tracker(load_config([f"tracker.checkpoint={CHECKPOINTS / name}"]))
+    frame = np.full((64, 64, 3), 120, np.uint8)
+    latent = tracker.encode(frame[None])[0]
+    observation = Observation(0.0, {"scene": frame}, np.full(PROPRIO_DIM, 0.05, np.float32),
+                              np.zeros(6, np.float32), np.zeros(TACTILE_SHAPE, np.float32))  # fmt: skip
+    action = tracker.act(observation, latent, latent)
+    assert np.isfinite(action.to_array()).all()
+
+
+def test_all_shipped_checkpoints_stay_under_30_mb():
+    size = sum(f.stat().st_size for f in CHECKPOINTS.rglob("*") if f.is_file())
+    assert size < 30e6
