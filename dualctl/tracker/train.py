@@ -73,10 +73,10 @@ def _resume_path(resume: str, run_dir: Path) -> str | None:
 
 def _start_from(net: TrackerNet, folder: Path, config: TrackerConfig) -> None:
     """Fine-tune: take weights and normalisation statistics from the checkpoint in ``folder``
-    (the inputs keep the scale those weights were trained on). A checkpoint without the pose
-    probe or the wrist camera can start a network that has them: the new parts start fresh
-    and the head's new inputs at zero weight, so the head acts as before until training
-    uses them."""
+    (the inputs keep the scale those weights were trained on). A checkpoint without some of
+    the :data:`GROWABLE` parts (pose probe, wrist camera, object probe) can start a network
+    that has them: the new parts start fresh and the head's new inputs at zero weight, so the
+    head acts as before until training uses them."""
     start, saved = load_checkpoint(folder)
     added = [k for k in GROWABLE if getattr(config, k) and not getattr(saved, k)]
     had = [k for k in GROWABLE if getattr(saved, k)]
