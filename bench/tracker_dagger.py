@@ -16,7 +16,7 @@ demos use, shows where the tracker went, not where the reference led; with it th
 
     MUJOCO_GL=egl python bench/tracker_dagger.py --out data/sim_dagger
         [--checkpoint checkpoints/tracker] [--episodes 40] [--seed 5000] [--beta 0.5]
-        [--align clock|state] [--planner checkpoints/planner]
+        [--align clock|state] [--planner checkpoints/planner] [--lookahead S]
 
 Resumable: episodes already in ``--out`` are kept and counted, not rolled out again (each
 episode draws its beta-mixing from its own seed, so a resumed round equals an uninterrupted
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 import os
 import sys
@@ -51,6 +52,7 @@ from dualctl.data.episode import (
 )
 from dualctl.eval.references import StateAlignment
 from dualctl.planner.diffusion_planner import load_planner
+from dualctl.tracker.checkpoint import read_checkpoint_config
 from dualctl.tracker.jepa import JepaTracker, load_tracker
 from dualctl.tracker.plan_references import shown_frame
 from dualctl.types import Action, Observation
@@ -187,17 +189,25 @@ def main() -> None:
         help="a planner checkpoint: show its plans (replanned every 0.5 s, 0.3 s late, as the "
         "runtime does) instead of the expert's frames",
     )  # fmt: skip
+    parser.add_argument("--lookahead", type=float, default=0.0,
+                        help="roll out at this lookahead (s) instead of the checkpoint's (within "
+                        "the range its head was trained for); the references shown and "
+                        "recorded follow it")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     planner = load_planner(args.planner, threads=1) if args.planner else None
     config = SimConfig(split="train")
     out, tasks = Path(args.out), args.tasks.split(",")
-    tracker = load_tracker(args.checkpoint)
+    run = None
+    if args.lookahead:
+        run = dataclasses.replace(read_checkpoint_config(Path(args.checkpoint)),
+                                  lookahead_s=args.lookahead)  # fmt: skip
+    tracker = load_tracker(args.checkpoint, config=run)
     config = with_cameras(config, tracker.cameras)
     write_dataset_info(out, {
         "source": f"bench/tracker_dagger.py (beta={args.beta}, align={args.align}, "
         f"{f'planner {args.planner}, ' if args.planner else ''}"
-        f"tracker {args.checkpoint}, "
+        f"tracker {args.checkpoint} at lookahead {tracker.lookahead_s:g} s, "
         f"seeds {args.seed}+) + {args.demos}",
         "cameras": {name: [config.camera_size] * 2 for name in (*tracker.cameras, REFERENCE_CAMERA)},
         "camera_hz": config.camera_hz,

@@ -14,7 +14,7 @@ turn, as a square block looks the same every quarter turn).
 
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
         [--episodes 50] [--seed 4000] [--split train] [--align state] [--rate 200]
-        [--arms full,no reflex,no force/tactile] [--json PATH]
+        [--arms full,no reflex,no force/tactile] [--lookahead S] [--json PATH]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ from rich.table import Table
 from dualctl.data.episode import atomic_write_text
 from dualctl.eval.references import StateAlignment
 from dualctl.eval.stats import wilson_interval
+from dualctl.tracker.checkpoint import read_checkpoint_config
 from dualctl.tracker.jepa import JepaTracker, load_tracker
 from dualctl.types import ACTION_FIELDS, GRIPPER_STROKE_M, PROPRIO_FIELDS
 
@@ -123,16 +125,23 @@ def main() -> None:
     parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset of arms")
     parser.add_argument("--align", default="state", choices=("state", "clock"))
     parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--lookahead", type=float, default=0.0,
+                        help="run at this lookahead (s) instead of the checkpoint's; it must lie "
+                        "in the range the head was trained for")  # fmt: skip
     parser.add_argument("--json", default=str(RESULTS / "tracker_oracle.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = SimConfig(split=args.split)
+    run = None
+    if args.lookahead:
+        run = dataclasses.replace(read_checkpoint_config(Path(args.checkpoint)),
+                                  lookahead_s=args.lookahead)  # fmt: skip
     trackers = {}
     for arm in args.arms.split(","):
         if arm not in ARMS:
             parser.error(f"--arms: {arm!r} is not one of {list(ARMS)}")
         modalities, reflex = ARMS[arm]
-        trackers[arm] = load_tracker(args.checkpoint, modalities=modalities)
+        trackers[arm] = load_tracker(args.checkpoint, modalities, run)
         trackers[arm].grip_reflex = trackers[arm].grip_reflex if reflex else None
     config = with_cameras(config, next(iter(trackers.values())).cameras)
     outcomes: dict[tuple[str, str], list] = collections.defaultdict(list)
@@ -169,7 +178,8 @@ def main() -> None:
     table = Table(
         title=f"oracle-reference closed loop, {args.split} split, seeds "
         f"{args.seed}..{args.seed + args.episodes - 1}, act at {args.rate:g} Hz, "
-        f"reference aligned by {args.align}"
+        f"reference aligned by {args.align}, "
+        f"lookahead {next(iter(trackers.values())).lookahead_s:g} s"
     )
     columns = ("task", "arm", "success", "rate", "Wilson 95 %", "expert", "|grasp yaw err|",
                "failures")  # fmt: skip
@@ -201,7 +211,8 @@ def main() -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(args.json), json.dumps({
         "checkpoint": args.checkpoint, "split": args.split, "first_seed": args.seed,
-        "rate_hz": args.rate, "align": args.align, "seconds": time.monotonic() - started,
+        "rate_hz": args.rate, "align": args.align,
+        "lookahead_s": next(iter(trackers.values())).lookahead_s, "seconds": time.monotonic() - started,
         "cells": cells,
     }, indent=2))  # fmt: skip
 

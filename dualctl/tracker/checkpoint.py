@@ -57,13 +57,33 @@ def read_checkpoint_config(folder: Path) -> TrackerConfig:
         ) from error
 
 
+def trained_lookahead_range(saved: TrackerConfig) -> tuple[float, float]:
+    """The lookaheads (s) a checkpoint's head was trained for: the range its hindsight
+    references were drawn from, or exactly its ``lookahead_s`` when they were not."""
+    train = saved.train
+    if train.reference_max_s <= 0.0:
+        return saved.lookahead_s, saved.lookahead_s
+    return train.reference_min_s, train.reference_max_s
+
+
+def _differs(key: str, saved: TrackerConfig, wanted: TrackerConfig) -> str | None:
+    value = getattr(wanted, key)
+    if key == "lookahead_s":
+        # A head trained on references drawn from a range runs at any lookahead inside it.
+        low, high = trained_lookahead_range(saved)
+        if low - 1e-9 <= value <= high + 1e-9:
+            return None
+        return (f"tracker.lookahead_s={value!r} (checkpoint trained for {low!r}..{high!r} s, "
+                f"runs at {saved.lookahead_s!r})")  # fmt: skip
+    if getattr(saved, key) == value:
+        return None
+    return f"tracker.{key}={value!r} (checkpoint has {getattr(saved, key)!r})"
+
+
 def check_compatible(folder: Path, saved: TrackerConfig, wanted: TrackerConfig) -> None:
-    """Raise CheckpointError naming every architecture key where ``wanted`` differs."""
-    diffs = [
-        f"tracker.{k}={getattr(wanted, k)!r} (checkpoint has {getattr(saved, k)!r})"
-        for k in ARCHITECTURE_KEYS
-        if getattr(saved, k) != getattr(wanted, k)
-    ]
+    """Raise CheckpointError naming every architecture key where ``wanted`` differs (a
+    lookahead differs only outside the range the head was trained for)."""
+    diffs = [d for k in ARCHITECTURE_KEYS if (d := _differs(k, saved, wanted)) is not None]
     if diffs:
         raise CheckpointError(
             f"tracker checkpoint '{folder}' does not match the config: {'; '.join(diffs)}. "
