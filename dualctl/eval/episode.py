@@ -71,6 +71,8 @@ class Models:
             folder = self.config.ablate.tracker_checkpoint
             # The checkpoint's own settings, so arms differ only in what they ablate.
             run = dataclasses.replace(read_checkpoint_config(Path(folder)), controller=controller)
+            if self.config.runtime.lookahead_s:
+                run.lookahead_s = self.config.runtime.lookahead_s
             self._trackers[key] = load_tracker(folder, modalities, run)
         return self._trackers[key]
 

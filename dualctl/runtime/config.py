@@ -103,6 +103,9 @@ class RuntimeConfig:
             ``now + lookahead`` and no request is in flight.
         max_plans_in_flight: requests that may be outstanding at once; with a planner slower
             than ``replan_period_s`` (or an injected delay), plans still arrive at that rate.
+        lookahead_s: how far ahead of now (s) the tracker's reference is read from the plan;
+            0 = the tracker checkpoint's own. Any other value must lie in the range of
+            reference times the checkpoint's head was trained on (else a CheckpointError).
         blend_s: a late plan is stitched: the old reference is kept up to ``arrival +
             lookahead`` and blends into the new plan over this time (s).
         plan_latency_s: virtual clock: simulated planner latency (s) between request and
@@ -132,6 +135,7 @@ class RuntimeConfig:
     replan_period_s: float = 0.5
     replan_margin_s: float = 0.5
     max_plans_in_flight: int = 3
+    lookahead_s: float = 0.0
     blend_s: float = 0.25
     plan_latency_s: float = 0.3
     plan_latency_mode: str = "fixed"
@@ -152,6 +156,7 @@ class RuntimeConfig:
         check_range("runtime.replan_period_s", self.replan_period_s, 0.01, 60.0)
         check_range("runtime.replan_margin_s", self.replan_margin_s, 0.0, 60.0)
         check_range("runtime.max_plans_in_flight", self.max_plans_in_flight, 1, 16)
+        check_range("runtime.lookahead_s", self.lookahead_s, 0.0, 5.0)
         check_range("runtime.blend_s", self.blend_s, 0.0, 10.0)
         check_range("runtime.plan_latency_s", self.plan_latency_s, 0.0, 60.0)
         check_choice("runtime.plan_latency_mode", self.plan_latency_mode, ("fixed", "measured"))

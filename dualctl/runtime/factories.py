@@ -51,9 +51,10 @@ def planner_client(config: Config, clock: Clock) -> ProcessPlanClient:
 
 def load_runtime_tracker(config: Config):
     """The configured tracker checkpoint: its own architecture settings, the configured
-    ``TRACKER_RUN_KEYS`` (controller, dropped inputs, grip reflex). Torch gets one thread in the
-    control process: the planner process has its own, and more threads only fight over the
-    machine's cores (an encode goes from ~2 ms to ~15 ms on a busy 2-core machine)."""
+    ``TRACKER_RUN_KEYS`` (controller, dropped inputs, grip reflex) and ``runtime.lookahead_s``
+    when set. Torch gets one thread in the control process: the planner process has its own,
+    and more threads only fight over the machine's cores (an encode goes from ~2 ms to ~15 ms
+    on a busy 2-core machine)."""
     import dataclasses
     from pathlib import Path
 
@@ -65,5 +66,7 @@ def load_runtime_tracker(config: Config):
     torch.set_num_threads(1)
     folder = config.tracker.checkpoint
     chosen = {key: getattr(config.tracker, key) for key in TRACKER_RUN_KEYS}
+    if config.runtime.lookahead_s:
+        chosen["lookahead_s"] = config.runtime.lookahead_s
     run = dataclasses.replace(read_checkpoint_config(Path(folder)), **chosen)
     return load_tracker(folder, config=run)

@@ -1,7 +1,10 @@
 """The runtime builds its models from the configured checkpoints with the configured run-time
 settings (a CLI override such as ``tracker.grip_reflex=false`` must change what runs)."""
 
+import pytest
+
 from dualctl.config import load_config
+from dualctl.errors import CheckpointError
 from dualctl.runtime.clock import VirtualClock
 from dualctl.runtime.factories import load_runtime_tracker, planner_client
 
@@ -22,3 +25,11 @@ def test_planner_process_gets_the_configured_sampling_settings():
     kwargs = client.process.spec.kwargs
     assert kwargs["steps"] == 3 and kwargs["composite"] == "mask"
     assert kwargs["noise_scale"] == 0.5 and kwargs["checkpoint_dir"] == config.planner.checkpoint
+
+
+def test_runtime_lookahead_reads_the_plan_further_ahead_within_the_trained_range():
+    default = load_runtime_tracker(load_config([]))
+    further = load_runtime_tracker(load_config(["runtime.lookahead_s=0.8"]))
+    assert further.lookahead_s == 0.8 != default.lookahead_s
+    with pytest.raises(CheckpointError, match=r"tracker.lookahead_s=3.0 .checkpoint trained for"):
+        load_runtime_tracker(load_config(["runtime.lookahead_s=3.0"]))
