@@ -17,6 +17,7 @@ demos use, shows where the tracker went, not where the reference led; with it th
     MUJOCO_GL=egl python bench/tracker_dagger.py --out data/sim_dagger
         [--checkpoint checkpoints/tracker] [--episodes 40] [--seed 5000] [--beta 0.5]
         [--align clock|state] [--planner checkpoints/planner] [--lookahead S]
+        [--teacher script|state]
 
 Resumable: episodes already in ``--out`` are kept and counted, not rolled out again (each
 episode draws its beta-mixing from its own seed, so a resumed round equals an uninterrupted
@@ -36,7 +37,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from dualctl.sim.config import SimConfig, with_cameras
-from dualctl.sim.experts import Expert, TouchGrip, episode_meta, run_expert, steps_to_episode
+from dualctl.sim.experts import (
+    Expert,
+    StateExpert,
+    TouchGrip,
+    episode_meta,
+    run_expert,
+    steps_to_episode,
+)
 from dualctl.sim.tasks import instruction, sample_variation
 from dualctl.sim.world import World
 from rich.console import Console
@@ -97,11 +105,13 @@ class PlannerReferences:
 
 def run_mixed(
     tracker: JepaTracker, task: str, seed: int, config: SimConfig, beta: float,
-    rng: np.random.Generator, align: str = "clock", planner=None,
+    rng: np.random.Generator, align: str = "clock", planner=None, arm: str = "script",
 ) -> Episode:  # fmt: skip
     """One beta-mixed episode at the camera rate; ``action`` holds the teacher's labels. The
     reference is taken ``lookahead_s`` after the expert's time now (``align="clock"``) or
-    after the expert step matching the robot's state (``"state"``, as tracker_oracle.py)."""
+    after the expert step matching the robot's state (``"state"``, as tracker_oracle.py).
+    ``arm`` is the touch teacher's arm: the expert's script or the state-read
+    :class:`~dualctl.sim.experts.StateExpert`."""
     reference = run_expert(task, seed, config.split, config)
     ref_latents = tracker.encode(reference.images["scene"])
     alignment = StateAlignment(reference.proprio) if align == "state" else None
@@ -111,7 +121,8 @@ def run_mixed(
     steps: dict[str, list] = collections.defaultdict(list)
     tracker_steps = 0
     try:
-        teacher = TouchGrip(Expert(task, world), world)
+        expert = StateExpert(task, world) if arm == "state" else Expert(task, world)
+        teacher = TouchGrip(expert, world)
         tracker.reset()
         period, t = 1.0 / config.camera_hz, 0.0
         while True:
@@ -148,7 +159,8 @@ def run_mixed(
     finally:
         world.close()
     meta = episode_meta(world, seed, config.split, config, teacher="touch_grip",
-                        dagger_beta=beta, tracker_steps=tracker_steps)  # fmt: skip
+                        teacher_arm=arm, dagger_beta=beta,
+                        tracker_steps=tracker_steps)  # fmt: skip
     return steps_to_episode(steps, (*world.cameras, REFERENCE_CAMERA), meta)
 
 
@@ -189,6 +201,12 @@ def main() -> None:
         help="a planner checkpoint: show its plans (replanned every 0.5 s, 0.3 s late, as the "
         "runtime does) instead of the expert's frames",
     )  # fmt: skip
+    parser.add_argument(
+        "--teacher", default="script", choices=("script", "state"),
+        help="the touch teacher's arm: the expert's script (as the shipped rounds were) or "
+        "the expert reading its phase from the state (StateExpert: labels that do not depend "
+        "on how the robot got there)",
+    )  # fmt: skip
     parser.add_argument("--lookahead", type=float, default=0.0,
                         help="roll out at this lookahead (s) instead of the checkpoint's (within "
                         "the range its head was trained for); the references shown and "
@@ -206,6 +224,7 @@ def main() -> None:
     config = with_cameras(config, tracker.cameras)
     write_dataset_info(out, {
         "source": f"bench/tracker_dagger.py (beta={args.beta}, align={args.align}, "
+        f"teacher={args.teacher}, "
         f"{f'planner {args.planner}, ' if args.planner else ''}"
         f"tracker {args.checkpoint} at lookahead {tracker.lookahead_s:g} s, "
         f"seeds {args.seed}+) + {args.demos}",
@@ -226,7 +245,7 @@ def main() -> None:
                 else:
                     rng = np.random.default_rng([seed, tasks.index(task)])
                     episode = run_mixed(tracker, task, seed, config, args.beta, rng, args.align,
-                                        planner)  # fmt: skip
+                                        planner, args.teacher)  # fmt: skip
                     write_episode(path, episode)
                 outcomes[task][episode.meta["failure_reason"] or "success"] += 1
                 progress.update(bar, advance=1)

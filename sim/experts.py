@@ -134,6 +134,88 @@ class Expert:
         return Action(self._move(np.array([*pose[:2], self._grasp_z + 0.1, self._yaw])), opened)
 
 
+#: State-read phases (m): an open hand this close (xy) to the object keeps descending while it
+#: centres; a carried object this close (xy) to the pad is brought over it at its height.
+ALIGNED_M = 0.01
+NEAR_PAD_M = 0.03
+_HELD_PHASES = ("lift", "carry", "lower", "release")
+
+
+class StateExpert(Expert):
+    """An :class:`Expert` that reads its phase from the state at every call instead of
+    keeping it (a DAgger teacher: a label must not depend on how the robot got there).
+
+    The plain expert's phases are a script: off its own path, e.g. a tracker that carried
+    the block over the pad below the carry height, it keeps saying "lift" while the demos in
+    that state say "lower", and a head trained on both learns to hover. Read from the state,
+    an open hand near the block descends onto it (centring as it goes), one closed on
+    nothing opens and goes back up, a held block near the pad is brought over it and lowered,
+    and a block resting on the pad is let go of. Only the grasp keeps memory: a held object
+    still on the table is squeezed until the script starts the lift, and not again after."""
+
+    def __init__(self, task: str, world: World, **overrides):
+        super().__init__(task, world, **overrides)
+        self._grasp_z = max(world.state().object_start_z, 0.022)
+        self._yaw = self._grasp_yaw()
+
+    def act(self) -> Action:
+        state = self.world.state()
+        phase = self._phase_from(state)
+        if phase != self.phase:
+            self._enter(phase)
+        return super().act()
+
+    def _phase_from(self, state) -> str:
+        if min(state.pad_force) > 0.5:
+            lifted = state.object_pos[2] - state.object_start_z > 0.005
+            return self._held_phase(state) if lifted or self.phase in _HELD_PHASES else "close"
+        if self.task == "Place" and self._resting_on_pad(state):
+            return "release" if state.width < GRIPPER_STROKE_M - 0.01 else "retreat"
+        return self._reach_phase(state)
+
+    def _reach_phase(self, state) -> str:
+        obj, pose = state.object_pos, state.ee_pose
+        self._yaw, self._grasp_z = self._grasp_yaw(), max(obj[2], 0.022)
+        offset = float(np.abs(obj[:2] - pose[:2]).max())
+        pre_grasp_z = self._grasp_z + self.world.variation.object_half[2] + 0.05
+        at_grasp = abs(pose[2] - self._grasp_z) < 0.005 and offset < ALIGNED_M
+        if at_grasp and (self.phase == "close" or offset < 0.004):
+            return "close"
+        if state.width < GRIPPER_STROKE_M - 0.01 or offset >= ALIGNED_M:
+            return "approach"  # closed on nothing, or off the block: open and go back up
+        return "descend" if pose[2] < pre_grasp_z + 0.01 else "approach"
+
+    def _held_phase(self, state) -> str:
+        if self.task != "Place":
+            return "lift"
+        pose = state.ee_pose
+        gap = self._pad_gap(pose)
+        if gap < (0.01 if self.phase in ("lower", "release") else 0.004):
+            return "lower" if pose[2] >= self._grasp_z + 0.005 else "release"
+        carry_z = self._grasp_z + 0.06
+        return "carry" if gap < NEAR_PAD_M or pose[2] > carry_z - 0.005 else "lift"
+
+    def _pad_gap(self, pose: np.ndarray) -> float:
+        """Largest xy distance (m) from the gripper to the pad's centre."""
+        return float(np.abs(np.asarray(self.world.variation.pad_xy) - pose[:2]).max())
+
+    def _place(self, state, closed: GripperCommand, opened: GripperCommand) -> Action:
+        pose = state.ee_pose
+        if self.phase != "carry" or self._pad_gap(pose) >= NEAR_PAD_M:
+            return super()._place(state, closed, opened)
+        # Near the pad already: over it at this height, not back up to the carry height first.
+        z = float(np.clip(pose[2], self._grasp_z + 0.01, self._grasp_z + 0.06))
+        pad = self.world.variation.pad_xy
+        if self._pad_gap(pose) < 0.004:
+            self._enter("lower")
+        return Action(self._move(np.array([pad[0], pad[1], z, self._yaw])), closed)
+
+    def _resting_on_pad(self, state) -> bool:
+        pos, pad = state.object_pos, self.world.variation.pad_xy
+        resting = abs(pos[2] - state.object_start_z) < 0.005
+        return resting and abs(pos[0] - pad[0]) < 0.035 and abs(pos[1] - pad[1]) < 0.035
+
+
 class TouchGrip:
     """The touch teacher: an :class:`Expert`'s arm with the grip force found from touch alone
     (:class:`~dualctl.tracker.grip.SlipProbe`, one step per call at the camera rate), the lift
