@@ -191,7 +191,7 @@ class StateExpert(Expert):
         pose = state.ee_pose
         gap = self._pad_gap(pose)
         if gap < (0.01 if self.phase in ("lower", "release") else 0.004):
-            return "lower" if pose[2] >= self._grasp_z + 0.005 else "release"
+            return "release" if self._set_down(state) else "lower"
         carry_z = self._grasp_z + 0.06
         return "carry" if gap < NEAR_PAD_M or pose[2] > carry_z - 0.005 else "lift"
 
@@ -199,8 +199,20 @@ class StateExpert(Expert):
         """Largest xy distance (m) from the gripper to the pad's centre."""
         return float(np.abs(np.asarray(self.world.variation.pad_xy) - pose[:2]).max())
 
+    @staticmethod
+    def _set_down(state) -> bool:
+        """The held object's bottom is at the table (wherever the fingers hold it)."""
+        return state.object_pos[2] - state.object_start_z < 0.003
+
     def _place(self, state, closed: GripperCommand, opened: GripperCommand) -> Action:
         pose = state.ee_pose
+        if self.phase == "lower":
+            # Down by the object's height above its resting height: a grasp above the script's
+            # grasp height would never bring the fingers down to it.
+            drop = state.object_pos[2] - state.object_start_z
+            pad = self.world.variation.pad_xy
+            target = np.array([pad[0], pad[1], pose[2] - drop - 0.002, self._yaw])
+            return Action(self._move(target), closed)
         if self.phase != "carry" or self._pad_gap(pose) >= NEAR_PAD_M:
             return super()._place(state, closed, opened)
         # Near the pad already: over it at this height, not back up to the carry height first.

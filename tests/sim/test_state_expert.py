@@ -76,3 +76,25 @@ def test_a_hand_closed_on_nothing_opens_and_starts_over(world_for):
     assert expert.act().gripper.width_m == pytest.approx(GRIPPER_STROKE_M)
     assert expert.phase == "approach"
     assert run_blind(world, expert.act).success
+
+
+def test_a_block_grasped_high_is_let_go_of_once_it_is_down_on_the_pad(world_for):
+    world = world_for("Place")
+    script = Expert("Place", world)
+    while script.phase != "descend":
+        step(world, script.act())
+    script._grasp_z += 0.01  # close 1 cm above the script's grasp height
+    while script.phase != "carry":
+        step(world, script.act())
+    state_read = StateExpert("Place", world)
+    state_read.act()
+    holding = GripperCommand(0.0, 0.05, script.grip_force)
+    pad = np.asarray(world.variation.pad_xy)
+    drive(world, np.array([*pad, script._grasp_z + 0.02], np.float32), holding, seconds=3.0)
+    drive(world, np.array([*pad, script._grasp_z - 0.01], np.float32), holding, seconds=1.5)
+    state = world.state()
+    assert state.object_pos[2] - state.object_start_z < 0.003  # down, fingers 1 cm higher
+    assert min(state.pad_force) > 0.5
+    assert state_read.act().gripper.width_m == pytest.approx(GRIPPER_STROKE_M)
+    assert state_read.phase == "release"
+    assert run_blind(world, state_read.act).success
