@@ -166,12 +166,20 @@ class StateExpert(Expert):
         return super().act()
 
     def _phase_from(self, state) -> str:
-        if min(state.pad_force) > 0.5:
+        if self._holding(state):
             lifted = state.object_pos[2] - state.object_start_z > 0.005
             return self._held_phase(state) if lifted or self.phase in _HELD_PHASES else "close"
         if self.task == "Place" and self._resting_on_pad(state):
             return "release" if state.width < GRIPPER_STROKE_M - 0.01 else "retreat"
         return self._reach_phase(state)
+
+    def _holding(self, state) -> bool:
+        """Both fingertips press the object, or they did and still close around it (a grip
+        the slip probe is still firming up loses touch for a moment)."""
+        if min(state.pad_force) > 0.5:
+            return True
+        around = np.linalg.norm(state.object_pos - state.ee_pose[:3]) < 0.03
+        return self.phase in _HELD_PHASES and around and state.width < GRIPPER_STROKE_M - 0.01
 
     def _reach_phase(self, state) -> str:
         obj, pose = state.object_pos, state.ee_pose
