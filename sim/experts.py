@@ -191,7 +191,10 @@ class StateExpert(Expert):
             return "close"
         if state.width < GRIPPER_STROKE_M - 0.01 or offset >= ALIGNED_M:
             return "approach"  # closed on nothing, or off the block: open and go back up
-        return "descend" if pose[2] < pre_grasp_z + 0.01 else "approach"
+        lined_up = offset < 0.003 and abs(self._yaw - pose[3]) < 0.03  # the script's rule
+        if pose[2] < pre_grasp_z - 0.01 or lined_up and pose[2] < pre_grasp_z + 0.01:
+            return "descend"  # below the approach height already: centre on the way down
+        return "approach"
 
     def _held_phase(self, state) -> str:
         if self.task != "Place":
