@@ -134,8 +134,9 @@ class Expert:
         return Action(self._move(np.array([*pose[:2], self._grasp_z + 0.1, self._yaw])), opened)
 
 
-#: State-read phases (m): an open hand this close (xy) to the object keeps descending while it
-#: centres; a carried object this close (xy) to the pad is brought over it at its height.
+#: State-read phases (m): an open hand below the approach height and this close (xy) to the
+#: object keeps descending while it centres; a carried object this close (xy) to the pad is
+#: brought over it at its height.
 ALIGNED_M = 0.01
 NEAR_PAD_M = 0.03
 _HELD_PHASES = ("lift", "carry", "lower", "release")
@@ -148,10 +149,11 @@ class StateExpert(Expert):
     The plain expert's phases are a script: off its own path, e.g. a tracker that carried
     the block over the pad below the carry height, it keeps saying "lift" while the demos in
     that state say "lower", and a head trained on both learns to hover. Read from the state,
-    an open hand near the block descends onto it (centring as it goes), one closed on
-    nothing opens and goes back up, a held block near the pad is brought over it and lowered,
-    and a block resting on the pad is let go of. Only the grasp keeps memory: a held object
-    still on the table is squeezed until the script starts the lift, and not again after."""
+    an open hand lines up at the approach height as the script does and, once below it,
+    centres on the way down; one closed on nothing opens and goes back up; a held block near
+    the pad is brought over it at its height, lowered by its height above the table and let
+    go of once it is down. Only the grasp keeps memory: a held object still on the table is
+    squeezed until the script starts the lift, and not again after."""
 
     def __init__(self, task: str, world: World, **overrides):
         super().__init__(task, world, **overrides)
