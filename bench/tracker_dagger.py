@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import dataclasses
 import json
 import os
 import sys
@@ -60,7 +59,6 @@ from dualctl.data.episode import (
 )
 from dualctl.eval.references import StateAlignment
 from dualctl.planner.diffusion_planner import load_planner
-from dualctl.tracker.checkpoint import read_checkpoint_config
 from dualctl.tracker.jepa import JepaTracker, load_tracker
 from dualctl.tracker.plan_references import shown_frame
 from dualctl.types import Action, Observation
@@ -216,11 +214,7 @@ def main() -> None:
     planner = load_planner(args.planner, threads=1) if args.planner else None
     config = SimConfig(split="train")
     out, tasks = Path(args.out), args.tasks.split(",")
-    run = None
-    if args.lookahead:
-        run = dataclasses.replace(read_checkpoint_config(Path(args.checkpoint)),
-                                  lookahead_s=args.lookahead)  # fmt: skip
-    tracker = load_tracker(args.checkpoint, config=run)
+    tracker = load_tracker(args.checkpoint, lookahead_s=args.lookahead or None)
     config = with_cameras(config, tracker.cameras)
     write_dataset_info(out, {
         "source": f"bench/tracker_dagger.py (beta={args.beta}, align={args.align}, "

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -38,7 +37,6 @@ from rich.table import Table
 from dualctl.data.episode import atomic_write_text
 from dualctl.eval.references import StateAlignment
 from dualctl.eval.stats import wilson_interval
-from dualctl.tracker.checkpoint import read_checkpoint_config
 from dualctl.tracker.jepa import JepaTracker, load_tracker
 from dualctl.types import ACTION_FIELDS, GRIPPER_STROKE_M, PROPRIO_FIELDS
 
@@ -132,16 +130,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = SimConfig(split=args.split)
-    run = None
-    if args.lookahead:
-        run = dataclasses.replace(read_checkpoint_config(Path(args.checkpoint)),
-                                  lookahead_s=args.lookahead)  # fmt: skip
     trackers = {}
     for arm in args.arms.split(","):
         if arm not in ARMS:
             parser.error(f"--arms: {arm!r} is not one of {list(ARMS)}")
         modalities, reflex = ARMS[arm]
-        trackers[arm] = load_tracker(args.checkpoint, modalities, run)
+        trackers[arm] = load_tracker(args.checkpoint, modalities,
+                                     lookahead_s=args.lookahead or None)  # fmt: skip
         trackers[arm].grip_reflex = trackers[arm].grip_reflex if reflex else None
     config = with_cameras(config, next(iter(trackers.values())).cameras)
     outcomes: dict[tuple[str, str], list] = collections.defaultdict(list)

@@ -11,6 +11,7 @@ tick; so does the tactile history.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -131,12 +132,15 @@ def load_tracker(
     checkpoint_dir: str | Path,
     modalities: Iterable[str] = MODALITIES,
     config: TrackerConfig | None = None,
+    lookahead_s: float | None = None,
 ) -> JepaTracker:
     """A tracker from ``checkpoint_dir`` using only ``modalities`` (others run as missing).
 
     ``config``, when given, sets the run-time choices (controller, lookahead, MPC, dropped
     modalities, besides ``modalities``); its architecture keys must match the checkpoint's,
-    else :class:`~dualctl.errors.CheckpointError` names the differences.
+    else :class:`~dualctl.errors.CheckpointError` names the differences. ``lookahead_s``
+    overrides the lookahead alone; like one in ``config`` it must lie in the range of
+    reference times the head was trained on.
     """
     net, saved = load_checkpoint(Path(checkpoint_dir))
     modalities = tuple(modalities)
@@ -147,6 +151,9 @@ def load_tracker(
         check_compatible(Path(checkpoint_dir), saved, config)
         # Run-time settings from the caller; what the data fixed at training from the checkpoint.
         run = TrackerConfig(**{**vars(config), "frame_hz": saved.frame_hz})
+    if lookahead_s is not None:
+        run = replace(run, lookahead_s=lookahead_s)
+        check_compatible(Path(checkpoint_dir), saved, run)
     run.drop_force = run.drop_force or "force" not in modalities
     run.drop_tactile = run.drop_tactile or "tactile" not in modalities
     return JepaTracker(net, run)

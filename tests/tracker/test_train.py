@@ -75,6 +75,9 @@ def test_mismatched_config_names_the_keys(trained):
         load_tracker(trained / "export", config=config)
     same = load_config([*SMALL, "tracker.controller=mpc"]).tracker
     assert load_tracker(trained / "export", config=same).mpc is not None
+    assert load_tracker(trained / "export", lookahead_s=0.2).lookahead_s == 0.2
+    with pytest.raises(CheckpointError, match=r"lookahead_s=0.4 .checkpoint trained for 0.2..0.2"):
+        load_tracker(trained / "export", lookahead_s=0.4)  # trained at exactly 0.2 s
 
 
 def test_weights_and_config_from_different_runs_are_refused(trained, tmp_path):
