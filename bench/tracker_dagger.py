@@ -57,6 +57,7 @@ from dualctl.data.episode import (
     write_dataset_info,
     write_episode,
 )
+from dualctl.errors import CheckpointError
 from dualctl.eval.references import StateAlignment
 from dualctl.planner.diffusion_planner import load_planner
 from dualctl.tracker.jepa import JepaTracker, load_tracker
@@ -214,7 +215,10 @@ def main() -> None:
     planner = load_planner(args.planner, threads=1) if args.planner else None
     config = SimConfig(split="train")
     out, tasks = Path(args.out), args.tasks.split(",")
-    tracker = load_tracker(args.checkpoint, lookahead_s=args.lookahead or None)
+    try:
+        tracker = load_tracker(args.checkpoint, lookahead_s=args.lookahead or None)
+    except CheckpointError as error:
+        parser.error(str(error))
     config = with_cameras(config, tracker.cameras)
     write_dataset_info(out, {
         "source": f"bench/tracker_dagger.py (beta={args.beta}, align={args.align}, "

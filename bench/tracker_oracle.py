@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dualctl.data.episode import atomic_write_text
+from dualctl.errors import CheckpointError
 from dualctl.eval.references import StateAlignment
 from dualctl.eval.stats import wilson_interval
 from dualctl.tracker.jepa import JepaTracker, load_tracker
@@ -135,8 +136,11 @@ def main() -> None:
         if arm not in ARMS:
             parser.error(f"--arms: {arm!r} is not one of {list(ARMS)}")
         modalities, reflex = ARMS[arm]
-        trackers[arm] = load_tracker(args.checkpoint, modalities,
-                                     lookahead_s=args.lookahead or None)  # fmt: skip
+        try:
+            trackers[arm] = load_tracker(args.checkpoint, modalities,
+                                         lookahead_s=args.lookahead or None)  # fmt: skip
+        except CheckpointError as error:
+            parser.error(str(error))
         trackers[arm].grip_reflex = trackers[arm].grip_reflex if reflex else None
     config = with_cameras(config, next(iter(trackers.values())).cameras)
     outcomes: dict[tuple[str, str], list] = collections.defaultdict(list)
