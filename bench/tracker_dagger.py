@@ -44,7 +44,7 @@ from dualctl.sim.experts import (
     run_expert,
     steps_to_episode,
 )
-from dualctl.sim.tasks import instruction, sample_variation
+from dualctl.sim.tasks import TASKS, instruction, sample_variation
 from dualctl.sim.world import World
 from rich.console import Console
 from rich.progress import Progress
@@ -53,6 +53,7 @@ from dualctl.data.dataset import REFERENCE_CAMERA
 from dualctl.data.episode import (
     Episode,
     atomic_write_text,
+    read_dataset_info,
     read_episode,
     write_dataset_info,
     write_episode,
@@ -220,6 +221,11 @@ def main() -> None:
     except CheckpointError as error:
         parser.error(str(error))
     config = with_cameras(config, tracker.cameras)
+    if (out / "dataset.json").is_file():  # another process or an earlier round of this folder
+        recorded = read_dataset_info(out).get("tasks", [])
+        tasks_in_folder = sorted(set(recorded) | set(tasks), key=TASKS.index)
+    else:
+        tasks_in_folder = tasks
     write_dataset_info(out, {
         "source": f"bench/tracker_dagger.py (beta={args.beta}, align={args.align}, "
         f"teacher={args.teacher}, "
@@ -228,7 +234,7 @@ def main() -> None:
         f"seeds {args.seed}+) + {args.demos}",
         "cameras": {name: [config.camera_size] * 2 for name in (*tracker.cameras, REFERENCE_CAMERA)},
         "camera_hz": config.camera_hz,
-        "physics_hz": config.physics_hz, "split": config.split, "tasks": tasks,
+        "physics_hz": config.physics_hz, "split": config.split, "tasks": tasks_in_folder,
     })  # fmt: skip
     (out / "episodes").mkdir(parents=True, exist_ok=True)
     demos = link_demos(out, Path(args.demos))
