@@ -10,6 +10,7 @@ import torch
 
 from dualctl.config import load_config
 from dualctl.data.episode import Episode
+from dualctl.errors import CheckpointError
 from dualctl.eval.arms import (
     GOAL,
     HIERARCHY,
@@ -177,3 +178,14 @@ def test_drivers_match_arms(models, monkeypatch):
     assert (baseline.policy, baseline.tracker, baseline.plans) == ("baseline-policy", None, None)
     assert {arm_spec(a).driver for a in NAMED_ARMS} == {HIERARCHY, OPEN_LOOP_PLAN, SINGLE_RATE}
     assert {arm_spec(a).reference for a in NAMED_ARMS} == {PLANNER, GOAL, ORACLE}
+
+
+def test_runtime_lookahead_reaches_the_arms_trackers_within_the_trained_range(models):
+    folder = models.config.ablate.tracker_checkpoint  # trained at exactly 0.5 s
+    same = Models(load_config([f"ablate.tracker_checkpoint={folder}", "runtime.lookahead_s=0.5"]))
+    assert same.tracker("head", ("force", "tactile")).lookahead_s == 0.5
+    further = Models(
+        load_config([f"ablate.tracker_checkpoint={folder}", "runtime.lookahead_s=0.8"])
+    )
+    with pytest.raises(CheckpointError, match=r"lookahead_s=0.8 .checkpoint trained for 0.5..0.5"):
+        further.tracker("head", ("force", "tactile"))
