@@ -71,9 +71,9 @@ class Models:
             folder = self.config.ablate.tracker_checkpoint
             # The checkpoint's own settings, so arms differ only in what they ablate.
             run = dataclasses.replace(read_checkpoint_config(Path(folder)), controller=controller)
-            if self.config.runtime.lookahead_s:
-                run.lookahead_s = self.config.runtime.lookahead_s
-            self._trackers[key] = load_tracker(folder, modalities, run)
+            self._trackers[key] = load_tracker(
+                folder, modalities, run, lookahead_s=self.config.runtime.lookahead_s or None
+            )
         return self._trackers[key]
 
     def planner(self) -> Planner:

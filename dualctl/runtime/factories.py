@@ -66,7 +66,5 @@ def load_runtime_tracker(config: Config):
     torch.set_num_threads(1)
     folder = config.tracker.checkpoint
     chosen = {key: getattr(config.tracker, key) for key in TRACKER_RUN_KEYS}
-    if config.runtime.lookahead_s:
-        chosen["lookahead_s"] = config.runtime.lookahead_s
     run = dataclasses.replace(read_checkpoint_config(Path(folder)), **chosen)
-    return load_tracker(folder, config=run)
+    return load_tracker(folder, config=run, lookahead_s=config.runtime.lookahead_s or None)
