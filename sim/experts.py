@@ -13,7 +13,14 @@ import math
 
 import numpy as np
 from dualctl.sim.config import SimConfig
-from dualctl.sim.tasks import GRAVITY, LIFT_HEIGHT, Status, instruction, sample_variation
+from dualctl.sim.tasks import (
+    GRAVITY,
+    LIFT_HEIGHT,
+    Status,
+    instruction,
+    on_pad,
+    sample_variation,
+)
 from dualctl.sim.world import World
 
 from dualctl.data.episode import Episode
@@ -236,9 +243,9 @@ class StateExpert(Expert):
         return Action(self._move(np.array([pad[0], pad[1], z, self._yaw])), closed)
 
     def _resting_on_pad(self, state) -> bool:
-        pos, pad = state.object_pos, self.world.variation.pad_xy
+        pos = state.object_pos
         resting = abs(pos[2] - state.object_start_z) < 0.005
-        return resting and abs(pos[0] - pad[0]) < 0.035 and abs(pos[1] - pad[1]) < 0.035
+        return resting and on_pad(pos, self.world.variation.pad_xy)
 
 
 class TouchGrip:

@@ -160,6 +160,12 @@ def instruction(task: str, variation: Variation) -> str:
     return INSTRUCTIONS[check_task(task)].format(colour=variation.colour)
 
 
+def on_pad(pos, pad) -> bool:
+    """Whether an object centred at ``pos`` (x, y, ... in m) sits on the pad centred at ``pad``
+    (within 3.5 cm each way)."""
+    return abs(pos[0] - pad[0]) < 0.035 and abs(pos[1] - pad[1]) < 0.035
+
+
 @dataclass(frozen=True)
 class WorldState:
     """Privileged state the monitor and the experts read. Lengths m, forces N, time s."""
@@ -225,7 +231,7 @@ class TaskMonitor:
         if self.task == "Place" and let_go and pos[2] - state.object_start_z < 0.015:
             self._released_at = state.time
         if self._released_at is not None:
-            if self._resting_clear(state) and not self._on_pad(pos, self.variation.pad_xy):
+            if self._resting_clear(state) and not on_pad(pos, self.variation.pad_xy):
                 return "missed_target"
             return None
         if offset > self._grasp_offset + SLIP_LIMIT:
@@ -248,8 +254,8 @@ class TaskMonitor:
         return self._placed(state)
 
     def _placed(self, state: WorldState) -> bool:
-        on_pad = self._on_pad(state.object_pos, self.variation.pad_xy)
-        return self._released_at is not None and self._resting_clear(state) and on_pad
+        placed = on_pad(state.object_pos, self.variation.pad_xy)
+        return self._released_at is not None and self._resting_clear(state) and placed
 
     @staticmethod
     def _resting_clear(state: WorldState) -> bool:
@@ -257,7 +263,3 @@ class TaskMonitor:
         pos = state.object_pos
         resting = abs(pos[2] - state.object_start_z) < 0.005 and max(state.pad_force) == 0.0
         return resting and state.ee_pose[2] - pos[2] > 0.03
-
-    @staticmethod
-    def _on_pad(pos, pad) -> bool:
-        return abs(pos[0] - pad[0]) < 0.035 and abs(pos[1] - pad[1]) < 0.035
