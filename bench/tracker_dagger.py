@@ -114,7 +114,8 @@ def run_mixed(
     :class:`~dualctl.sim.experts.StateExpert`."""
     reference = run_expert(task, seed, config.split, config)
     ref_latents = tracker.encode(reference.images["scene"])
-    alignment = StateAlignment(reference.proprio) if align == "state" else None
+    step_s = float(np.median(np.diff(reference.timestamp)))
+    alignment = StateAlignment(reference.proprio, step_s) if align == "state" else None
     variation = sample_variation(task, seed, config.split)
     world = World(task, variation, config)
     plans = None if planner is None else PlannerReferences(planner, instruction(task, variation))

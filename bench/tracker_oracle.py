@@ -4,8 +4,8 @@ latents (reference = expert latent at lookahead after the point of the expert's 
 robot is at, linearly interpolated, held at the end). That point is the clock (``--align
 clock``: the robot must keep the expert's pace, and a late robot is shown frames further and
 further ahead) or the robot's state (``--align state``, the default: the expert step whose
-gripper pose best matches the robot's, as the runtime's oracle planner aligns, and as a planner
-conditioned on the current frame would). A synchronous loop on a virtual clock: ``act`` at
+gripper pose best matches the robot's, at most ``--window`` s past the last match, as the
+runtime's oracle planner aligns, and as a planner conditioned on the current frame would). A synchronous loop on a virtual clock: ``act`` at
 ``--rate`` Hz, ``encode`` whenever the SimBody has rendered a new camera frame. Arms: the full
 tracker, and (on Fragile and Slippery) the same checkpoint without the grip reflex (the head's
 own grip force) and with force and tactile dropped (which also turns the reflex off). Each
@@ -13,7 +13,7 @@ run also records the robot's yaw at its first close against the expert's (wrappe
 turn, as a square block looks the same every quarter turn).
 
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
-        [--episodes 50] [--seed 4000] [--split train] [--align state] [--rate 200]
+        [--episodes 50] [--seed 4000] [--split train] [--align state] [--window 1.0] [--rate 200]
         [--arms full,no reflex,no force/tactile] [--lookahead S] [--json PATH]
 """
 
@@ -85,7 +85,8 @@ def expert_grasp_yaw(expert) -> float | None:
 
 
 async def follow(tracker: JepaTracker, task: str, seed: int, config: SimConfig,
-                 expert, latents: np.ndarray, rate_hz: float, align: str):  # fmt: skip
+                 expert, latents: np.ndarray, rate_hz: float, align: str,
+                 window_s: float = 1.0):  # fmt: skip
     """Run one episode; the final status and the robot's yaw (rad) at its first close."""
     clock = [0.0]
     body = SimBody(task, seed, config, now=lambda: clock[0])
@@ -93,7 +94,8 @@ async def follow(tracker: JepaTracker, task: str, seed: int, config: SimConfig,
     tracker.reset()
     latent, image_stamp = None, None
     times = expert.timestamp
-    alignment = StateAlignment(expert.proprio) if align == "state" else None
+    step_s = float(np.median(np.diff(times)))
+    alignment = StateAlignment(expert.proprio, step_s, window_s) if align == "state" else None
     grasp_yaw = None
     try:
         while True:
@@ -124,6 +126,9 @@ def main() -> None:
     parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset of arms")
     parser.add_argument("--align", default="state", choices=("state", "clock"))
     parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--window", type=float, default=1.0,
+                        help="--align state looks at most this far (s of the expert's time) past "
+                        "its last match; 0 = the whole rest of the rollout")  # fmt: skip
     parser.add_argument("--lookahead", type=float, default=0.0,
                         help="run at this lookahead (s) instead of the checkpoint's; it must lie "
                         "in the range the head was trained for")  # fmt: skip
@@ -155,7 +160,7 @@ def main() -> None:
                 if arm != "full" and task not in ABLATED_TASKS:
                     continue
                 status, grasp_yaw = asyncio.run(follow(tracker, task, seed, config, expert, latents,
-                                            args.rate, args.align))  # fmt: skip
+                                            args.rate, args.align, args.window))  # fmt: skip
                 outcomes[(task, arm)].append(
                     {
                         "seed": seed,
@@ -177,7 +182,7 @@ def main() -> None:
     table = Table(
         title=f"oracle-reference closed loop, {args.split} split, seeds "
         f"{args.seed}..{args.seed + args.episodes - 1}, act at {args.rate:g} Hz, "
-        f"reference aligned by {args.align}, "
+        f"reference aligned by {args.align} (window {args.window:g} s), "
         f"lookahead {next(iter(trackers.values())).lookahead_s:g} s"
     )
     columns = ("task", "arm", "success", "rate", "Wilson 95 %", "expert", "|grasp yaw err|",
@@ -210,7 +215,7 @@ def main() -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(args.json), json.dumps({
         "checkpoint": args.checkpoint, "split": args.split, "first_seed": args.seed,
-        "rate_hz": args.rate, "align": args.align,
+        "rate_hz": args.rate, "align": args.align, "window_s": args.window,
         "lookahead_s": next(iter(trackers.values())).lookahead_s, "seconds": time.monotonic() - started,
         "cells": cells,
     }, indent=2))  # fmt: skip

@@ -72,19 +72,33 @@ _MATCH_WEIGHTS = np.array([1.0, 1.0, 1.0, 0.05, 1.0])
 
 class StateAlignment:
     """Where the robot is on an expert's rollout: the expert step whose end-effector pose and
-    finger opening best match the robot's proprio, never earlier than the last match.
+    finger opening best match the robot's proprio, never earlier than the last match and at
+    most ``window_s`` of the expert's time after it.
+
+    The window keeps a robot that lags the expert from being matched to a later phase that
+    happens to look alike (an open hand high above the block matched the expert's raised hand
+    at the end of the lift, 3 s ahead, and the reference then showed the task done for the
+    rest of the episode): progress goes through the phases in between, one window per call.
 
     Args:
         expert_proprio: (T, PROPRIO_DIM) the expert's recorded proprio (SI units).
+        step_s: time between the expert's recorded steps, s.
+        window_s: how far past the last match (s of the expert's time) one call may look;
+            0 looks at the whole rest of the rollout.
     """
 
-    def __init__(self, expert_proprio: np.ndarray):
+    def __init__(self, expert_proprio: np.ndarray, step_s: float = 0.05, window_s: float = 1.0):
+        if step_s <= 0:
+            raise ValueError(f"step_s: {step_s!r} is not a positive time step (s)")
+        if window_s < 0:
+            raise ValueError(f"window_s: {window_s!r} is not a time >= 0 (s)")
         self.poses = np.asarray(expert_proprio[:, :5], np.float64)
+        self.window = max(1, round(window_s / step_s)) if window_s > 0 else len(self.poses)
         self.last = 0
 
     def step(self, proprio: np.ndarray) -> int:
         """Index of the expert step that best matches ``proprio`` (monotone in calls)."""
-        gaps = (self.poses[self.last :] - proprio[:5]) * _MATCH_WEIGHTS
+        gaps = (self.poses[self.last : self.last + self.window + 1] - proprio[:5]) * _MATCH_WEIGHTS
         self.last += int(np.argmin(np.linalg.norm(gaps, axis=1)))
         return self.last
 
@@ -103,8 +117,8 @@ class OraclePlanner(_ExpertPlanner):
         camera: str = "scene",
     ):
         super().__init__(expert, horizon, horizon_s, camera)
-        self.alignment = StateAlignment(expert.proprio)
         self.step_s = float(np.median(np.diff(self.times))) if len(self.times) > 1 else 1.0
+        self.alignment = StateAlignment(expert.proprio, self.step_s)
 
     def progress(self, observation: Observation) -> int:
         """Index of the expert step that best matches the observation (monotone)."""
