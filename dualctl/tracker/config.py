@@ -35,6 +35,8 @@ ARCHITECTURE_KEYS = (
 )
 
 MODALITIES = ("force", "tactile")
+#: Behaviour-cloning losses of the tracking head (``tracker.train.head_loss``), by name.
+HEAD_LOSSES = ("mse", "l1")
 
 
 @dataclass
@@ -54,6 +56,10 @@ class TrackerTrainConfig:
         rollout_weight: weight of the multi-step rollout loss beside the teacher-forced loss.
         var_weight, cov_weight: VICReg variance and covariance terms on online latents.
         head_weight: weight of the tracking head's behaviour-cloning loss.
+        head_loss: that loss on normalised actions: "mse" (the mean of the labels seen in a
+            state) or "l1" (their median: where the teacher's labels disagree, e.g. up in some
+            visits and down in others, the median picks the majority instead of averaging
+            the two into a hover; the loss ACT-style chunked policies use).
         pose_weight: weight of the pose probe's loss (``tracker.pose_probe``).
         object_weight: weight of the object probe's loss (``tracker.object_probe``).
         recorded_references: condition the head on the reference an episode recorded as shown
@@ -90,6 +96,7 @@ class TrackerTrainConfig:
     var_weight: float = 1.0
     cov_weight: float = 0.04
     head_weight: float = 1.0
+    head_loss: str = "mse"
     pose_weight: float = 1.0
     object_weight: float = 1.0
     recorded_references: bool = True
@@ -124,6 +131,7 @@ class TrackerTrainConfig:
         weights = ("rollout", "var", "cov", "head", "pose", "object")
         for name in (f"{w}_weight" for w in weights):
             check_range(f"tracker.train.{name}", getattr(self, name), 0.0)
+        check_choice("tracker.train.head_loss", self.head_loss, tuple(HEAD_LOSSES))
         check_range("tracker.train.modality_dropout", self.modality_dropout, 0.0, 1.0)
         check_range("tracker.train.shift_px", self.shift_px, 0, 16)
         check_range("tracker.train.val_episodes", self.val_episodes, 0)

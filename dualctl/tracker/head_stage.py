@@ -20,12 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from rich.progress import Progress
 
 from dualctl.data.dataset import EpisodeStore, WindowDataset, collate_arrays
 from dualctl.tracker.config import TrackerConfig
-from dualctl.tracker.lit import random_shift, reference_offsets, window_offsets
+from dualctl.tracker.lit import head_loss_fn, random_shift, reference_offsets, window_offsets
 from dualctl.tracker.model import TrackerNet, images_to_float
 
 #: Keys cached per step, besides the latents.
@@ -137,11 +136,12 @@ def head_batch(
 
 def head_loss(
     net: TrackerNet, features: HeadFeatures, rows: torch.Tensor, ahead: torch.Tensor,
-    dropout: float = 0.0, augment: bool = False,
+    dropout: float = 0.0, augment: bool = False, loss: str = "mse",
 ) -> torch.Tensor:  # fmt: skip
-    """MSE of the head's normalised action on ``rows`` against their labels."""
+    """The ``loss`` ("mse" or "l1") of the head's normalised action on ``rows`` against their
+    labels."""
     latent, reference, context = head_batch(net, features, rows, ahead, dropout, augment)
-    return F.mse_loss(net.head_action(latent, reference, context), features.action[rows])
+    return head_loss_fn(loss)(net.head_action(latent, reference, context), features.action[rows])
 
 
 def train_head(
@@ -169,7 +169,9 @@ def train_head(
         for _ in range(tc.head_steps):
             rows = torch.randint(len(features), (tc.head_batch_size,), generator=generator)
             ahead = choices[torch.randint(len(choices), (len(rows),), generator=generator)]
-            loss = head_loss(net, features, rows, ahead, tc.modality_dropout, augment=True)
+            loss = head_loss(
+                net, features, rows, ahead, tc.modality_dropout, augment=True, loss=tc.head_loss
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -185,4 +187,4 @@ def train_head(
 def _val_loss(net: TrackerNet, val: HeadFeatures, config: TrackerConfig) -> float:
     rows = torch.arange(len(val))
     ahead = torch.full((len(val),), config.lookahead_frames)
-    return float(head_loss(net, val, rows, ahead))
+    return float(head_loss(net, val, rows, ahead, loss=config.train.head_loss))

@@ -26,6 +26,11 @@ from dualctl.tracker.config import TrackerConfig
 from dualctl.tracker.model import TrackerNet, images_to_float
 
 
+def head_loss_fn(name: str):
+    """The head's behaviour-cloning loss by ``tracker.train.head_loss`` name."""
+    return {"mse": F.mse_loss, "l1": F.l1_loss}[name]
+
+
 def window_offsets(config: TrackerConfig, stored_reference: bool = False) -> dict[str, list[int]]:
     """Step offsets each training window gathers (see the module doc); ``stored_reference``
     adds the recorded reference frame and its flag at ``t``."""
@@ -145,7 +150,7 @@ class TrackerLightning(pl.LightningModule):
         losses = {
             "teacher": F.l1_loss(teacher, target[:, 1:]),
             "rollout": F.l1_loss(rollout, target[:, 1:]),
-            "head": F.mse_loss(predicted, actions[:, 0]),
+            "head": head_loss_fn(self.train_config.head_loss)(predicted, actions[:, 0]),
             "variance": variance,
             "covariance": covariance,
             "latent_std": online.flatten(0, 1).std(0),

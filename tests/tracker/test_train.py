@@ -14,6 +14,7 @@ from dualctl.errors import CheckpointError
 from dualctl.tracker.checkpoint import load_checkpoint
 from dualctl.tracker.evaluate import prediction_errors
 from dualctl.tracker.jepa import load_tracker
+from dualctl.tracker.lit import head_loss_fn
 from dualctl.types import Observation
 
 from .conftest import SMALL, write_synthetic_dataset
@@ -144,9 +145,13 @@ def test_init_from_a_mismatched_checkpoint_is_refused(trained, synthetic_dataset
     assert not (tmp_path / "tracker" / "export").exists()
 
 
-def test_head_stage_refits_only_the_head_and_lowers_its_loss(trained, synthetic_dataset, tmp_path):
+@pytest.mark.parametrize("loss", ["mse", "l1"])
+def test_head_stage_refits_only_the_head_and_lowers_its_loss(
+    trained, synthetic_dataset, tmp_path, loss
+):
     status = main(["train", "tracker", f"data={synthetic_dataset}", f"out={tmp_path}", *SMALL,
                    "tracker.train.max_steps=0", "tracker.train.head_steps=300",
+                   f"tracker.train.head_loss={loss}",
                    f"tracker.train.init={trained / 'export'}"])  # fmt: skip
     assert status == 0
     export = tmp_path / "tracker" / "export"
@@ -165,3 +170,25 @@ def test_head_only_refit_needs_a_checkpoint(synthetic_dataset, tmp_path, capsys)
                    "tracker.train.max_steps=0", "tracker.train.head_steps=10"])  # fmt: skip
     assert status == 2
     assert "tracker.train.max_steps" in capsys.readouterr().err
+
+
+def test_an_unknown_head_loss_is_refused_by_name(synthetic_dataset, tmp_path, capsys):
+    status = main(["train", "tracker", f"data={synthetic_dataset}", f"out={tmp_path}", *SMALL,
+                   "tracker.train.head_loss=huber"])  # fmt: skip
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "tracker.train.head_loss" in error and "huber" in error and "l1" in error
+
+
+@pytest.mark.parametrize(("loss", "fitted"), [("mse", 1.0 / 3.0), ("l1", 1.0)])
+def test_the_l1_head_loss_follows_the_majority_of_conflicting_labels(loss, fitted):
+    # Two visits of a state labelled "up" (+1), one "down" (-1): the mean hovers, the median
+    # goes up.
+    labels = torch.tensor([[1.0], [1.0], [-1.0]])
+    action = torch.zeros(1, requires_grad=True)
+    optimiser = torch.optim.SGD([action], lr=0.01)
+    for _ in range(2000):
+        optimiser.zero_grad()
+        head_loss_fn(loss)(action.expand(3, 1), labels).backward()
+        optimiser.step()
+    assert action.item() == pytest.approx(fitted, abs=0.02)
