@@ -172,12 +172,17 @@ def reference_frame(expert: Episode, t: float) -> np.ndarray:
 
 
 def link_demos(out: Path, demos: Path) -> int:
-    """Aggregate: symlink the demo episodes into ``out/episodes`` (relative links)."""
+    """Aggregate: symlink the demo episodes into ``out/episodes`` (relative links). Safe to run
+    from two processes at once (one per task group, as the recipes do): a link the other made
+    first is kept."""
     count = 0
     for path in sorted((demos / "episodes").glob("*.npz")):
         link = out / "episodes" / f"demo_{path.name}"
         if not link.is_symlink():
-            link.symlink_to(os.path.relpath(path.resolve(), link.parent.resolve()))
+            try:
+                link.symlink_to(os.path.relpath(path.resolve(), link.parent.resolve()))
+            except FileExistsError:
+                pass  # the other process linked it between the check and here
         count += 1
     return count
 
