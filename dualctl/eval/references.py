@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from dualctl.data.episode import Episode
+from dualctl.errors import ConfigError
 from dualctl.planner.base import Planner
 from dualctl.types import Observation, Plan
 
@@ -89,9 +90,9 @@ class StateAlignment:
 
     def __init__(self, expert_proprio: np.ndarray, step_s: float = 0.05, window_s: float = 1.0):
         if step_s <= 0:
-            raise ValueError(f"step_s: {step_s!r} is not a positive time step (s)")
+            raise ConfigError("step_s", step_s, "a time step > 0 s")
         if window_s < 0:
-            raise ValueError(f"window_s: {window_s!r} is not a time >= 0 (s)")
+            raise ConfigError("window_s", window_s, "a time >= 0 s (0 = no window)")
         self.poses = np.asarray(expert_proprio[:, :5], np.float64)
         self.window = max(1, round(window_s / step_s)) if window_s > 0 else len(self.poses)
         self.last = 0

@@ -131,7 +131,7 @@ class TrackerTrainConfig:
         weights = ("rollout", "var", "cov", "head", "pose", "object")
         for name in (f"{w}_weight" for w in weights):
             check_range(f"tracker.train.{name}", getattr(self, name), 0.0)
-        check_choice("tracker.train.head_loss", self.head_loss, tuple(HEAD_LOSSES))
+        check_choice("tracker.train.head_loss", self.head_loss, HEAD_LOSSES)
         check_range("tracker.train.modality_dropout", self.modality_dropout, 0.0, 1.0)
         check_range("tracker.train.shift_px", self.shift_px, 0, 16)
         check_range("tracker.train.val_episodes", self.val_episodes, 0)
