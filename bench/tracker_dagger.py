@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import sys
@@ -179,10 +180,9 @@ def link_demos(out: Path, demos: Path) -> int:
     for path in sorted((demos / "episodes").glob("*.npz")):
         link = out / "episodes" / f"demo_{path.name}"
         if not link.is_symlink():
-            try:
+            # The other process may link it between the check and here.
+            with contextlib.suppress(FileExistsError):
                 link.symlink_to(os.path.relpath(path.resolve(), link.parent.resolve()))
-            except FileExistsError:
-                pass  # the other process linked it between the check and here
         count += 1
     return count
 

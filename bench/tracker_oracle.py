@@ -14,7 +14,8 @@ turn, as a square block looks the same every quarter turn).
 
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
         [--episodes 50] [--seed 4000] [--split train] [--align state] [--window 1.0] [--rate 200]
-        [--arms full,no reflex,no force/tactile] [--lookahead S] [--json PATH]
+        [--arms full,no reflex,no force/tactile] [--lookahead S] [--ensemble DIR,...]
+        [--json PATH]
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ from rich.console import Console
 from rich.table import Table
 
 from dualctl.data.episode import atomic_write_text
-from dualctl.errors import CheckpointError
+from dualctl.errors import CheckpointError, ConfigError
 from dualctl.eval.references import StateAlignment
 from dualctl.eval.stats import wilson_interval
+from dualctl.tracker.ensemble import load_ensemble
 from dualctl.tracker.jepa import JepaTracker, load_tracker
 from dualctl.types import ACTION_FIELDS, GRIPPER_STROKE_M, PROPRIO_FIELDS
 
@@ -132,6 +134,9 @@ def main() -> None:
     parser.add_argument("--lookahead", type=float, default=0.0,
                         help="run at this lookahead (s) instead of the checkpoint's; it must lie "
                         "in the range the head was trained for")  # fmt: skip
+    parser.add_argument("--ensemble", default="",
+                        help="more checkpoints (comma-separated) acting with --checkpoint as one: "
+                        "their actions averaged (dualctl.tracker.ensemble)")  # fmt: skip
     parser.add_argument("--json", default=str(RESULTS / "tracker_oracle.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -142,9 +147,13 @@ def main() -> None:
             parser.error(f"--arms: {arm!r} is not one of {list(ARMS)}")
         modalities, reflex = ARMS[arm]
         try:
-            trackers[arm] = load_tracker(args.checkpoint, modalities,
-                                         lookahead_s=args.lookahead or None)  # fmt: skip
-        except CheckpointError as error:
+            folders = [args.checkpoint, *filter(None, args.ensemble.split(","))]
+            trackers[arm] = (
+                load_ensemble(folders, modalities, lookahead_s=args.lookahead or None)
+                if len(folders) > 1
+                else load_tracker(args.checkpoint, modalities, lookahead_s=args.lookahead or None)
+            )
+        except (CheckpointError, ConfigError) as error:
             parser.error(str(error))
         trackers[arm].grip_reflex = trackers[arm].grip_reflex if reflex else None
     config = with_cameras(config, next(iter(trackers.values())).cameras)
@@ -214,7 +223,7 @@ def main() -> None:
     console.print(table)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(args.json), json.dumps({
-        "checkpoint": args.checkpoint, "split": args.split, "first_seed": args.seed,
+        "checkpoint": args.checkpoint, "ensemble": args.ensemble, "split": args.split, "first_seed": args.seed,
         "rate_hz": args.rate, "align": args.align, "window_s": args.window,
         "lookahead_s": next(iter(trackers.values())).lookahead_s, "seconds": time.monotonic() - started,
         "cells": cells,

@@ -35,6 +35,8 @@ ARCHITECTURE_KEYS = (
 )
 
 MODALITIES = ("force", "tactile")
+#: Fields a run chooses whatever checkpoint it loads (the rest come from the checkpoint).
+RUN_KEYS = ("rate_hz", "controller", "drop_force", "drop_tactile", "grip_reflex", "regrasp", "mpc")
 #: Behaviour-cloning losses of the tracking head (``tracker.train.head_loss``), by name.
 HEAD_LOSSES = ("mse", "l1")
 
@@ -185,6 +187,9 @@ class TrackerConfig:
             or on top of the object (needs the wrist force), and let the head try again
             (:class:`dualctl.tracker.grip.GripReflex`).
         lookahead_s: s ahead of now the reference latent is taken from the plan.
+        ensemble: more tracker checkpoint folders acting with ``checkpoint`` as one
+            (:mod:`dualctl.tracker.ensemble`: their actions averaged, one grip reflex); they
+            must read the same cameras and run at one lookahead ([] = ``checkpoint`` alone).
         encoder: image encoder backend, "timm" or "vjepa2" (transformers VJEPA2Model).
         arch: timm architecture name (built with pretrained=False).
         encoder_weights: optional local weights file (.safetensors/.pth) for the image encoder,
@@ -227,6 +232,7 @@ class TrackerConfig:
 
     rate_hz: float = 200.0
     checkpoint: str = "checkpoints/tracker"
+    ensemble: list[str] = field(default_factory=list)
     controller: str = "head"
     drop_force: bool = False
     drop_tactile: bool = False

@@ -105,6 +105,13 @@ class JepaTracker(Tracker):
         return np.concatenate(latents)
 
     def act(self, observation: Observation, latent: np.ndarray, reference: np.ndarray) -> Action:
+        return self.finish(observation, self.action_vector(observation, latent, reference))
+
+    def action_vector(
+        self, observation: Observation, latent: np.ndarray, reference: np.ndarray
+    ) -> np.ndarray:
+        """The head's (or latent MPC's) raw action in SI units, ``ACTION_FIELDS`` order, before
+        the grip reflex; updates the force and touch histories."""
         wrench = _ZERO_WRENCH if self.force_missing else observation.wrench
         stamps = observation.stamps
         wrenches = self.wrench_history.update(wrench, stamps.get("wrench", observation.timestamp))
@@ -120,8 +127,13 @@ class JepaTracker(Tracker):
             start = (vector - a_mean) / a_std
             scene = latent[: self.latent_dim]  # the world model predicts scene latents only
             vector = self.mpc.plan(scene, reference, context, start) * a_std + a_mean
+        return vector
+
+    def finish(self, observation: Observation, vector: np.ndarray) -> Action:
+        """A raw action vector -> the command: the grip reflex applied, the gripper clipped."""
         action = Action.from_array(vector, timestamp=observation.timestamp)
         if self.grip_reflex is not None:
+            wrench = _ZERO_WRENCH if self.force_missing else observation.wrench
             action = self.grip_reflex(
                 action, observation.tactile, observation.timestamp, observation.proprio, wrench
             )

@@ -15,7 +15,9 @@ TRACKERS = sorted(p.name for p in CHECKPOINTS.glob("tracker*") if p.is_dir())
 
 
 def test_every_shipped_tracker_is_there():
-    assert {"tracker", "tracker_bc", "tracker_dagger2", "tracker_oracle"} <= set(TRACKERS)
+    assert {"tracker", "tracker_bc", "tracker_dagger2", "tracker_oracle", "tracker_ahead08"} <= set(
+        TRACKERS
+    )
 
 
 @pytest.mark.parametrize("name", TRACKERS)

@@ -1,0 +1,106 @@
+"""Several trained trackers acting as one: each embeds the view and the reference with its own
+encoder, their raw actions are averaged, and one grip reflex (the first member's) finishes the
+command.
+
+Why: trackers trained by the same recipe from other seeds, or at another lookahead, fail on
+different episodes (two runs of one recipe differ by ~20 of 200 oracle episodes); the average
+of their actions fails on fewer than either (README, Tracker). The latents the runtime keeps
+(the live view, the plan's references) are the members' latents side by side, so the plan
+buffer, its interpolation and stitching work on them unchanged. Each member costs its encode
+(~1.4 ms a 64x64 frame) and its fast path (~0.07 ms a tick).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from dualctl.errors import ConfigError
+from dualctl.tracker.base import Tracker
+from dualctl.tracker.checkpoint import read_checkpoint_config
+from dualctl.tracker.config import MODALITIES, RUN_KEYS, TrackerConfig
+from dualctl.tracker.grip import GripReflex
+from dualctl.tracker.jepa import JepaTracker, load_tracker
+from dualctl.types import Action, Observation
+
+
+class EnsembleTracker(Tracker):
+    """The mean action of ``members``, which must read the same cameras and lookahead."""
+
+    def __init__(self, members: Sequence[JepaTracker]):
+        if len(members) < 2:
+            raise ConfigError("tracker.ensemble", len(members), "at least 2 members")
+        first = members[0]
+        for member in members[1:]:
+            if member.cameras != first.cameras:
+                raise ConfigError("tracker.ensemble cameras", member.cameras,
+                                  f"the first member's {first.cameras}")  # fmt: skip
+            if abs(member.lookahead_s - first.lookahead_s) > 1e-9:
+                raise ConfigError("tracker.ensemble lookahead_s", member.lookahead_s,
+                                  f"the first member's {first.lookahead_s} s")  # fmt: skip
+        self.members = list(members)
+        self.cameras = first.cameras
+        self.lookahead_s = first.lookahead_s
+        self.sizes = [m.latent_dim * len(m.cameras) for m in self.members]
+        self.latent_dim = sum(m.latent_dim for m in self.members)
+        for member in self.members[1:]:
+            member.grip_reflex = None  # one reflex decides the grasp
+
+    @property
+    def grip_reflex(self) -> GripReflex | None:
+        return self.members[0].grip_reflex
+
+    @grip_reflex.setter
+    def grip_reflex(self, reflex: GripReflex | None) -> None:
+        self.members[0].grip_reflex = reflex
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) frames -> (N, latent_dim): every member's latents side by side."""
+        return np.concatenate([m.encode(frames) for m in self.members], axis=1)
+
+    def encode_view(self, images: dict[str, np.ndarray]) -> np.ndarray:
+        return np.concatenate([m.encode_view(images) for m in self.members])
+
+    def act(self, observation: Observation, latent: np.ndarray, reference: np.ndarray) -> Action:
+        views = np.split(latent, np.cumsum(self.sizes)[:-1])
+        dims = [m.latent_dim for m in self.members]
+        references = np.split(reference, np.cumsum(dims)[:-1])
+        vectors = [
+            member.action_vector(observation, view, ref)
+            for member, view, ref in zip(self.members, views, references, strict=True)
+        ]
+        mean = np.mean(vectors, axis=0).astype(np.float32)
+        return self.members[0].finish(observation, mean)
+
+    def reset(self) -> None:
+        for member in self.members:
+            member.reset()
+
+
+def load_ensemble(
+    checkpoint_dirs: Iterable[str | Path],
+    modalities: Iterable[str] = MODALITIES,
+    config: TrackerConfig | None = None,
+    lookahead_s: float | None = None,
+) -> EnsembleTracker:
+    """An :class:`EnsembleTracker` of the checkpoints in ``checkpoint_dirs``, each loaded as
+    :func:`~dualctl.tracker.jepa.load_tracker` loads one (``config`` sets the run-time choices
+    of all; its architecture keys are checked against the first)."""
+    modalities = tuple(modalities)
+    members = []
+    for i, folder in enumerate(checkpoint_dirs):
+        member_config = config if i == 0 else _run_choices_for(folder, config)
+        members.append(load_tracker(folder, modalities, member_config, lookahead_s))
+    return EnsembleTracker(members)
+
+
+def _run_choices_for(folder: str | Path, config: TrackerConfig | None) -> TrackerConfig | None:
+    """``folder``'s own settings with ``config``'s run-time choices (:data:`RUN_KEYS`):
+    members may differ in architecture, e.g. the lookahead they were trained at."""
+    if config is None:
+        return None
+    own = read_checkpoint_config(Path(folder))
+    return dataclasses.replace(own, **{key: getattr(config, key) for key in RUN_KEYS})
