@@ -4,6 +4,7 @@ in this thread's CPU time: on a shared machine the wall-time tail is the OS sche
 preempting us, the CPU-time tail is what the code itself costs.
 
     python bench/tracker_latency.py [--checkpoint checkpoints/tracker] [--ticks 20000]
+        [--ensemble DIR,... [--lookahead S]]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rich.table import Table
 from dualctl.data.episode import atomic_write_text
 from dualctl.tracker.checkpoint import read_checkpoint_config
 from dualctl.tracker.config import TrackerConfig
+from dualctl.tracker.ensemble import load_ensemble
 from dualctl.tracker.grip import GripReflex
 from dualctl.tracker.jepa import load_tracker
 from dualctl.types import TACTILE_SHAPE, Action, GripperCommand, Observation
@@ -91,6 +93,18 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="checkpoints/tracker")
     parser.add_argument("--ticks", type=int, default=20000)
     parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument(
+        "--ensemble",
+        default="",
+        help="also time the ensemble of --checkpoint and these (comma-separated)",
+    )
+    parser.add_argument(
+        "--lookahead",
+        type=float,
+        default=0.0,
+        help="the ensemble's lookahead (s), when its members differ",
+    )
+    parser.add_argument("--json", default=str(RESULTS / "tracker_latency.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
@@ -109,6 +123,12 @@ def main() -> None:
     mpc = load_tracker(args.checkpoint, config=TrackerConfig(
         **{**vars(saved), "controller": "mpc"}))  # fmt: skip
     rows["act (latent MPC, CEM)"] = percentiles_ms(time_act(mpc, 200, rng))
+    if args.ensemble:
+        folders = [args.checkpoint, *args.ensemble.split(",")]
+        ensemble = load_ensemble(folders, lookahead_s=args.lookahead or None)
+        name = f"ensemble of {len(folders)}"
+        rows[f"act ({name})"] = percentiles_ms(time_act(ensemble, args.ticks, rng))
+        rows[f"encode ({name})"] = percentiles_ms(time_encode(ensemble, args.frames, size, rng))
     table = Table(title="tracker latency, 1 thread (ms)")
     for column in ("path", "wall p50", "wall p99", "wall max", "cpu p50", "cpu p99", "n"):
         table.add_column(column, justify="right")
@@ -116,9 +136,10 @@ def main() -> None:
         table.add_row(name, *(f"{r[k]:.4f}" for k in ("p50", "p99", "max", "cpu_p50",
                                                         "cpu_p99")), str(r["n"]))  # fmt: skip
     Console().print(table)
-    RESULTS.mkdir(exist_ok=True)
-    atomic_write_text(RESULTS / "tracker_latency.json", json.dumps(
-        {"checkpoint": args.checkpoint, "threads": 1, "ms": rows}, indent=2))  # fmt: skip
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(args.json), json.dumps(
+        {"checkpoint": args.checkpoint, "ensemble": args.ensemble, "threads": 1, "ms": rows},
+        indent=2))  # fmt: skip
 
 
 if __name__ == "__main__":
