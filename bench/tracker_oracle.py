@@ -5,8 +5,10 @@ robot is at, linearly interpolated, held at the end). That point is the clock (`
 clock``: the robot must keep the expert's pace, and a late robot is shown frames further and
 further ahead) or the robot's state (``--align state``, the default: the expert step whose
 gripper pose best matches the robot's, at most ``--window`` s past the last match, as the
-runtime's oracle planner aligns, and as a planner conditioned on the current frame would). A synchronous loop on a virtual clock: ``act`` at
-``--rate`` Hz, ``encode`` whenever the SimBody has rendered a new camera frame. Arms: the full
+runtime's oracle planner aligns, and as a planner conditioned on the current frame would). A
+synchronous loop on a virtual clock: ``act`` at ``--rate`` Hz, ``encode`` whenever the SimBody
+has rendered a new camera frame. ``--ensemble`` adds checkpoints acting with ``--checkpoint``
+as one (their actions averaged, :mod:`dualctl.tracker.ensemble`). Arms: the full
 tracker, and (on Fragile and Slippery) the same checkpoint without the grip reflex (the head's
 own grip force) and with force and tactile dropped (which also turns the reflex off). Each
 run also records the robot's yaw at its first close against the expert's (wrapped to a quarter
@@ -39,8 +41,9 @@ from dualctl.data.episode import atomic_write_text
 from dualctl.errors import CheckpointError, ConfigError
 from dualctl.eval.references import StateAlignment
 from dualctl.eval.stats import wilson_interval
+from dualctl.tracker.base import Tracker
 from dualctl.tracker.ensemble import load_ensemble
-from dualctl.tracker.jepa import JepaTracker, load_tracker
+from dualctl.tracker.jepa import load_tracker
 from dualctl.types import ACTION_FIELDS, GRIPPER_STROKE_M, PROPRIO_FIELDS
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -86,7 +89,7 @@ def expert_grasp_yaw(expert) -> float | None:
     return float(expert.proprio[closing[0], PROPRIO_YAW]) if len(closing) else None
 
 
-async def follow(tracker: JepaTracker, task: str, seed: int, config: SimConfig,
+async def follow(tracker: Tracker, task: str, seed: int, config: SimConfig,
                  expert, latents: np.ndarray, rate_hz: float, align: str,
                  window_s: float = 1.0):  # fmt: skip
     """Run one episode; the final status and the robot's yaw (rad) at its first close."""
