@@ -31,11 +31,11 @@ from dualctl.runtime.clock import VirtualClock  # noqa: E402
 from dualctl.runtime.demo import run_episode  # noqa: E402
 from dualctl.runtime.factories import (  # noqa: E402
     PLANNER_RUN_KEYS,
-    TRACKER_RUN_KEYS,
     load_runtime_tracker,
     planner_client,
 )
 from dualctl.runtime.telemetry import Telemetry  # noqa: E402
+from dualctl.tracker.config import RUN_KEYS as TRACKER_RUN_KEYS  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "runtime_success.json"
 EPISODES = Path(__file__).parent / "results" / "runtime_success_episodes.jsonl"

@@ -8,7 +8,6 @@ from dualctl.config import Config
 from dualctl.runtime.clock import Clock, RealClock, VirtualClock
 from dualctl.runtime.config import RuntimeConfig
 from dualctl.runtime.planner_process import PlannerSpec, ProcessPlanClient
-from dualctl.tracker.config import RUN_KEYS
 
 #: The planner checkpoint's factory, run inside the planner process.
 PLANNER_FACTORY = "dualctl.planner.diffusion_planner:load_planner"
@@ -25,8 +24,6 @@ def make_clock(runtime: RuntimeConfig) -> Clock:
 #: Sampling settings of ``planner`` that apply at run time (the rest is the checkpoint's).
 PLANNER_RUN_KEYS = ("steps", "sampler", "guidance", "seed", "noise_scale", "change_threshold",
                     "composite")  # fmt: skip
-#: Settings of ``tracker`` that apply at run time (the rest is the checkpoint's).
-TRACKER_RUN_KEYS = RUN_KEYS
 
 
 def planner_client(config: Config, clock: Clock) -> ProcessPlanClient:
@@ -51,26 +48,25 @@ def planner_client(config: Config, clock: Clock) -> ProcessPlanClient:
 
 def load_runtime_tracker(config: Config):
     """The configured tracker checkpoint (with ``tracker.ensemble``: the ensemble of it and
-    those): its own architecture settings, the configured ``TRACKER_RUN_KEYS`` (controller,
-    dropped inputs, grip reflex) and ``runtime.lookahead_s`` when set. Torch gets one thread in the control process: the planner process has its own,
-    and more threads only fight over the machine's cores (an encode goes from ~2 ms to ~15 ms
-    on a busy 2-core machine)."""
-    import dataclasses
+    those): its own architecture settings, the configured run-time choices
+    (``dualctl.tracker.config.RUN_KEYS``: controller, dropped inputs, grip reflex) and
+    ``runtime.lookahead_s`` when set. Torch gets one thread in the control process: the planner
+    process has its own, and more threads only fight over the machine's cores (an encode goes
+    from ~2 ms to ~15 ms on a busy 2-core machine)."""
     from pathlib import Path
 
     import torch
 
-    from dualctl.tracker.checkpoint import read_checkpoint_config
+    from dualctl.tracker.checkpoint import with_run_choices
     from dualctl.tracker.jepa import load_tracker
 
     torch.set_num_threads(1)
     folder = config.tracker.checkpoint
-    chosen = {key: getattr(config.tracker, key) for key in TRACKER_RUN_KEYS}
-    run = dataclasses.replace(read_checkpoint_config(Path(folder)), **chosen)
     lookahead_s = config.runtime.lookahead_s or None
     if config.tracker.ensemble:
         from dualctl.tracker.ensemble import load_ensemble
 
         folders = [folder, *config.tracker.ensemble]
-        return load_ensemble(folders, config=run, lookahead_s=lookahead_s)
+        return load_ensemble(folders, choices=config.tracker, lookahead_s=lookahead_s)
+    run = with_run_choices(Path(folder), config.tracker)
     return load_tracker(folder, config=run, lookahead_s=lookahead_s)

@@ -7,6 +7,7 @@ files are written atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from safetensors.torch import load, save
 from dualctl.config import section_from_yaml, to_yaml
 from dualctl.data.episode import atomic_write_bytes, atomic_write_text
 from dualctl.errors import CheckpointError, ConfigError
-from dualctl.tracker.config import ARCHITECTURE_KEYS, TrackerConfig
+from dualctl.tracker.config import ARCHITECTURE_KEYS, RUN_KEYS, TrackerConfig
 from dualctl.tracker.model import TrackerNet
 
 WEIGHTS = "model.safetensors"
@@ -55,6 +56,13 @@ def read_checkpoint_config(folder: Path) -> TrackerConfig:
         raise CheckpointError(
             f"tracker checkpoint config '{path}' does not fit this version ({error}); {_FIX}"
         ) from error
+
+
+def with_run_choices(folder: Path, choices: TrackerConfig) -> TrackerConfig:
+    """The config a checkpoint was trained with, with the run-time choices of ``choices``
+    (:data:`~dualctl.tracker.config.RUN_KEYS`: rate, controller, dropped inputs, reflexes, MPC)."""
+    saved = read_checkpoint_config(folder)
+    return dataclasses.replace(saved, **{key: getattr(choices, key) for key in RUN_KEYS})
 
 
 def trained_lookahead_range(saved: TrackerConfig) -> tuple[float, float]:

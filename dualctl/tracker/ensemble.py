@@ -12,7 +12,6 @@ buffer, its interpolation and stitching work on them unchanged. Each member cost
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -20,8 +19,8 @@ import numpy as np
 
 from dualctl.errors import ConfigError
 from dualctl.tracker.base import Tracker
-from dualctl.tracker.checkpoint import read_checkpoint_config
-from dualctl.tracker.config import MODALITIES, RUN_KEYS, TrackerConfig
+from dualctl.tracker.checkpoint import with_run_choices
+from dualctl.tracker.config import MODALITIES, TrackerConfig
 from dualctl.tracker.grip import GripReflex
 from dualctl.tracker.jepa import JepaTracker, load_tracker
 from dualctl.types import Action, Observation
@@ -44,8 +43,10 @@ class EnsembleTracker(Tracker):
         self.members = list(members)
         self.cameras = first.cameras
         self.lookahead_s = first.lookahead_s
-        self.sizes = [m.latent_dim * len(m.cameras) for m in self.members]
         self.latent_dim = sum(m.latent_dim for m in self.members)
+        # Where each member's part starts in the view (scene + wrist latents) and reference.
+        self._view_splits = np.cumsum([m.latent_dim * len(m.cameras) for m in members])[:-1]
+        self._reference_splits = np.cumsum([m.latent_dim for m in members])[:-1]
         for member in self.members[1:]:
             member.grip_reflex = None  # one reflex decides the grasp
 
@@ -65,9 +66,8 @@ class EnsembleTracker(Tracker):
         return np.concatenate([m.encode_view(images) for m in self.members])
 
     def act(self, observation: Observation, latent: np.ndarray, reference: np.ndarray) -> Action:
-        views = np.split(latent, np.cumsum(self.sizes)[:-1])
-        dims = [m.latent_dim for m in self.members]
-        references = np.split(reference, np.cumsum(dims)[:-1])
+        views = np.split(latent, self._view_splits)
+        references = np.split(reference, self._reference_splits)
         vectors = [
             member.action_vector(observation, view, ref)
             for member, view, ref in zip(self.members, views, references, strict=True)
@@ -83,24 +83,21 @@ class EnsembleTracker(Tracker):
 def load_ensemble(
     checkpoint_dirs: Iterable[str | Path],
     modalities: Iterable[str] = MODALITIES,
-    config: TrackerConfig | None = None,
+    choices: TrackerConfig | None = None,
     lookahead_s: float | None = None,
 ) -> EnsembleTracker:
     """An :class:`EnsembleTracker` of the checkpoints in ``checkpoint_dirs``, each loaded as
-    :func:`~dualctl.tracker.jepa.load_tracker` loads one (``config`` sets the run-time choices
-    of all; its architecture keys are checked against the first)."""
+    :func:`~dualctl.tracker.jepa.load_tracker` loads one, with its own architecture settings
+    (members may differ, e.g. in the lookahead they were trained at) and the run-time choices
+    of ``choices`` (:func:`~dualctl.tracker.checkpoint.with_run_choices`) when given."""
     modalities = tuple(modalities)
-    members = []
-    for i, folder in enumerate(checkpoint_dirs):
-        member_config = config if i == 0 else _run_choices_for(folder, config)
-        members.append(load_tracker(folder, modalities, member_config, lookahead_s))
+    members = [
+        load_tracker(
+            folder,
+            modalities,
+            None if choices is None else with_run_choices(Path(folder), choices),
+            lookahead_s,
+        )
+        for folder in checkpoint_dirs
+    ]
     return EnsembleTracker(members)
-
-
-def _run_choices_for(folder: str | Path, config: TrackerConfig | None) -> TrackerConfig | None:
-    """``folder``'s own settings with ``config``'s run-time choices (:data:`RUN_KEYS`):
-    members may differ in architecture, e.g. the lookahead they were trained at."""
-    if config is None:
-        return None
-    own = read_checkpoint_config(Path(folder))
-    return dataclasses.replace(own, **{key: getattr(config, key) for key in RUN_KEYS})
