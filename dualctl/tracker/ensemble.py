@@ -21,6 +21,7 @@ from dualctl.errors import ConfigError
 from dualctl.tracker.base import Tracker
 from dualctl.tracker.checkpoint import with_run_choices
 from dualctl.tracker.config import MODALITIES, TrackerConfig
+from dualctl.tracker.fastpath import StackedFastPath
 from dualctl.tracker.grip import GripReflex
 from dualctl.tracker.jepa import JepaTracker, load_tracker
 from dualctl.types import Action, Observation
@@ -49,6 +50,7 @@ class EnsembleTracker(Tracker):
         self._reference_splits = np.cumsum([m.latent_dim for m in members])[:-1]
         for member in self.members[1:]:
             member.grip_reflex = None  # one reflex decides the grasp
+        self.stacked = _stacked_fast_path(self.members)
 
     @property
     def grip_reflex(self) -> GripReflex | None:
@@ -68,12 +70,20 @@ class EnsembleTracker(Tracker):
     def act(self, observation: Observation, latent: np.ndarray, reference: np.ndarray) -> Action:
         views = np.split(latent, self._view_splits)
         references = np.split(reference, self._reference_splits)
+        first = self.members[0]
+        if self.stacked is not None:
+            wrenches, touches = first.sensor_histories(observation)
+            mean = self.stacked.mean_action(
+                np.stack(views), np.stack(references), observation.proprio, wrenches, touches,
+                first.force_missing, first.tactile_missing,
+            )  # fmt: skip
+            return first.finish(observation, mean.astype(np.float32))
         vectors = [
             member.action_vector(observation, view, ref)
             for member, view, ref in zip(self.members, views, references, strict=True)
         ]
         mean = np.mean(vectors, axis=0).astype(np.float32)
-        return self.members[0].finish(observation, mean)
+        return first.finish(observation, mean)
 
     def reset(self) -> None:
         for member in self.members:
@@ -101,3 +111,19 @@ def load_ensemble(
         for folder in checkpoint_dirs
     ]
     return EnsembleTracker(members)
+
+
+def _stacked_fast_path(members: Sequence[JepaTracker]) -> StackedFastPath | None:
+    """One batched fast path for ``members`` when they can share it (the tracking head on the
+    scene camera alone, equal layer shapes, one history length and frame rate, the same
+    missing inputs), else None and each member acts on its own."""
+
+    def history_settings(member: JepaTracker) -> tuple:
+        c = member.config
+        return (c.force_history, c.tactile_history, c.frame_hz, member.force_missing,
+                member.tactile_missing)  # fmt: skip
+
+    same = all(history_settings(m) == history_settings(members[0]) for m in members)
+    heads = all(m.mpc is None and len(m.cameras) == 1 for m in members)
+    paths = [m.fast for m in members]
+    return StackedFastPath(paths) if same and heads and StackedFastPath.stackable(paths) else None

@@ -94,3 +94,91 @@ class FastPath:
         yaw = context[len(context) - PROPRIO_INPUTS + PROPRIO_YAW] * p_std[PROPRIO_YAW]
         turn = face_yaw(sin_cos[0], sin_cos[1]) - (yaw + p_mean[PROPRIO_YAW])
         return np.append(sin_cos, np.float32(turn)).astype(np.float32)
+
+
+class StackedFastPath:
+    """Several members' fast paths run as one: each layer's weights stacked (members, in, out)
+    and applied with one batched matmul, so an ensemble's tick costs about the ops of one
+    member's. Members must have equal layer shapes and no pose or object probe
+    (:meth:`stackable` tells); their histories are the caller's, shared.
+    """
+
+    def __init__(self, paths: list[FastPath]):
+        if not self.stackable(paths):
+            raise ValueError("fast paths of other shapes or with probes cannot be stacked")
+        self.force = _stack_layers([p.force for p in paths])
+        self.tactile = _stack_layers([p.tactile for p in paths])
+        self.head = _stack_layers([p.head for p in paths])
+        self.stats = {
+            key: tuple(np.stack([p.stats[key][i] for p in paths])[:, None] for i in (0, 1))
+            for key in paths[0].stats
+        }
+
+    @staticmethod
+    def stackable(paths: list[FastPath]) -> bool:
+        def shapes(path: FastPath) -> list[tuple]:
+            mlps = (path.force, path.tactile, path.head)
+            return [w.shape for mlp in mlps for w, _ in mlp.layers]
+
+        no_probes = all(p.pose is None and p.object is None for p in paths)
+        return no_probes and all(shapes(p) == shapes(paths[0]) for p in paths)
+
+    def mean_action(
+        self,
+        latents: np.ndarray,
+        references: np.ndarray,
+        proprio: np.ndarray,
+        wrench_history: np.ndarray,
+        tactile: np.ndarray,
+        force_missing: bool,
+        tactile_missing: bool,
+    ) -> np.ndarray:
+        """The members' mean raw (SI) action: ``FastPath.context`` then ``FastPath.action``
+        for every member at once; ``latents`` and ``references`` are (members, latent_dim)."""
+        clip = INPUT_CLIP
+        (w_mean, w_std), (t_mean, t_std) = self.stats["wrench"], self.stats["tactile"]
+        members = len(latents)
+        w = np.clip((wrench_history[None] - w_mean) / w_std, -clip, clip)
+        w = w.reshape(members, 1, -1) * (0.0 if force_missing else 1.0)
+        taxels = np.clip((tactile[None] - t_mean) / t_std, -clip, clip)
+        t = np.concatenate(
+            [taxels[:, -1].reshape(members, 1, -1),
+             taxels[:, :-1].sum((3, 4)).reshape(members, 1, -1)], 2,
+        ) * (0.0 if tactile_missing else 1.0)  # fmt: skip
+        force = _relu(_apply(self.force, _with_flag(w, force_missing)))
+        touch = _relu(_apply(self.tactile, _with_flag(t, tactile_missing)))
+        p_mean, p_std = self.stats["proprio"]
+        pose = np.clip((proprio - p_mean) / p_std, -clip, clip)[..., :PROPRIO_INPUTS]
+        z, ref = latents[:, None], references[:, None]
+        x = np.concatenate([z, ref, ref - z, force, touch, pose], 2).astype(np.float32)
+        a_mean, a_std = self.stats["action"]
+        return (_apply(self.head, x) * a_std + a_mean).mean(0)[0]
+
+
+def _stack_layers(mlps: list[NumpyMLP]) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [
+        (
+            np.stack([m.layers[i][0] for m in mlps]),
+            np.stack([m.layers[i][1] for m in mlps])[:, None],
+        )
+        for i in range(len(mlps[0].layers))
+    ]
+
+
+def _apply(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
+    """Stacked Linear/ReLU layers on (members, 1, in) -> (members, 1, out)."""
+    last = len(layers) - 1
+    for i, (weight, bias) in enumerate(layers):
+        x = x @ weight + bias
+        if i < last:
+            np.maximum(x, 0.0, out=x)
+    return x
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0, out=x)
+
+
+def _with_flag(x: np.ndarray, missing: bool) -> np.ndarray:
+    flag = np.full((*x.shape[:2], 1), np.float32(missing), np.float32)
+    return np.concatenate([x, flag], 2).astype(np.float32)

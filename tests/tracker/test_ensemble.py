@@ -67,6 +67,26 @@ def test_an_ensemble_of_one_checkpoint_twice_acts_as_that_checkpoint():
     assert ensemble.members[1].grip_reflex is None and ensemble.grip_reflex is not None
 
 
+def test_the_stacked_fast_path_acts_as_the_members_one_by_one():
+    stacked = load_ensemble([ORACLE, AHEAD], lookahead_s=0.8)
+    one_by_one = load_ensemble([ORACLE, AHEAD], lookahead_s=0.8)
+    assert stacked.stacked is not None
+    one_by_one.stacked = None
+    rng = np.random.default_rng(3)
+    images = frames(6, seed=3)
+    reference = stacked.encode(images[-1:])[0]
+    for t, frame in enumerate(images[:-1]):
+        obs = observation(0.02 * t, frame)
+        obs.wrench = rng.normal(0.0, 5.0, 6).astype(np.float32)
+        obs.tactile = np.abs(rng.normal(0.0, 1.0, TACTILE_SHAPE)).astype(np.float32)
+        latent = stacked.encode(frame[None])[0]
+        np.testing.assert_allclose(
+            stacked.act(obs, latent, reference).to_array(),
+            one_by_one.act(obs, latent, reference).to_array(),
+            rtol=1e-4, atol=1e-4,
+        )  # fmt: skip
+
+
 def test_members_at_other_lookaheads_are_refused_unless_one_is_set():
     with pytest.raises(ConfigError, match="lookahead_s"):
         load_ensemble([ORACLE, AHEAD])  # 0.5 s and 0.8 s as trained

@@ -131,6 +131,26 @@ def test_encode_shapes_and_resizing(synthetic_dataset):
     assert images_to_float(torch.from_numpy(frames), 32).shape == (3, 3, 32, 32)
 
 
+def test_channels_last_encode_matches_the_training_layout(synthetic_dataset):
+    store = EpisodeStore.load(synthetic_dataset)
+    config, net = trained_parts(store)
+    frames = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    with torch.no_grad():
+        expected = net.eval().encode(images_to_float(torch.from_numpy(frames), 32).contiguous())
+    tracker = JepaTracker(net, config)
+    conv = next(m for m in net.encoder.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(tracker.encode(frames), expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_vjepa2_tracker_keeps_its_3d_patch_weights():
+    config = small_config("tracker.encoder=vjepa2", "tracker.vjepa2_hidden_size=32",
+                          "tracker.vjepa2_layers=1")  # fmt: skip
+    tracker = JepaTracker(TrackerNet(config), config)
+    frames = np.random.default_rng(0).integers(0, 255, (1, 32, 32, 3), dtype=np.uint8)
+    assert np.isfinite(tracker.encode(frames)).all()
+
+
 def test_vjepa2_backend_tiny_random_config():
     config = small_config("tracker.encoder=vjepa2", "tracker.vjepa2_hidden_size=32",
                           "tracker.vjepa2_layers=1")  # fmt: skip
