@@ -80,6 +80,7 @@ def _outcome(config: Config) -> dict:
     a = config.ablate
     folders = (
         a.tracker_checkpoint,
+        *a.tracker_ensemble,
         a.planner_checkpoint,
         a.baseline.checkpoint,
         a.inverse_dynamics,

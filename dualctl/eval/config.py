@@ -104,6 +104,8 @@ class AblateConfig:
         videos_per_arm: rollout videos per (task, arm), of the first split's lowest seeds.
         out: output folder (CSV, table, plots, videos).
         tracker_checkpoint: folder of the tracker checkpoint.
+        tracker_ensemble: more tracker checkpoint folders acting with ``tracker_checkpoint``
+            as one in every tracker arm (:mod:`dualctl.tracker.ensemble`); empty: it alone.
         planner_checkpoint: folder of the planner checkpoint.
         inverse_dynamics: folder of the planner-only arm's inverse-dynamics model.
         inverse_dynamics_minutes: its wall-clock training budget, min.
@@ -121,6 +123,7 @@ class AblateConfig:
     videos_per_arm: int = 1
     out: str = "out/ablate"
     tracker_checkpoint: str = "checkpoints/tracker"
+    tracker_ensemble: list[str] = field(default_factory=list)
     planner_checkpoint: str = "checkpoints/planner"
     inverse_dynamics: str = "checkpoints/baseline/inverse_dynamics"
     inverse_dynamics_minutes: float = 4.0

@@ -62,7 +62,9 @@ class Models:
     _experts: dict = field(default_factory=dict)
 
     def tracker(self, controller: str, modalities: tuple[str, ...]) -> Tracker:
-        """The tracker with ``controller`` ("head"/"mpc") seeing only ``modalities``."""
+        """The tracker with ``controller`` ("head"/"mpc") seeing only ``modalities`` (the
+        ensemble of ``ablate.tracker_checkpoint`` and ``ablate.tracker_ensemble`` when that is
+        set)."""
         key = (controller, modalities)
         if key not in self._trackers:
             from dualctl.tracker.checkpoint import read_checkpoint_config
@@ -71,9 +73,14 @@ class Models:
             folder = self.config.ablate.tracker_checkpoint
             # The checkpoint's own settings, so arms differ only in what they ablate.
             run = dataclasses.replace(read_checkpoint_config(Path(folder)), controller=controller)
-            self._trackers[key] = load_tracker(
-                folder, modalities, run, lookahead_s=self.config.runtime.lookahead_s or None
-            )
+            lookahead_s = self.config.runtime.lookahead_s or None
+            if self.config.ablate.tracker_ensemble:
+                from dualctl.tracker.ensemble import load_ensemble
+
+                folders = [folder, *self.config.ablate.tracker_ensemble]
+                self._trackers[key] = load_ensemble(folders, modalities, run, lookahead_s)
+            else:
+                self._trackers[key] = load_tracker(folder, modalities, run, lookahead_s)
         return self._trackers[key]
 
     def planner(self) -> Planner:

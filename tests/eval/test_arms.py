@@ -27,6 +27,7 @@ from dualctl.eval.results import Job
 from dualctl.runtime.clock import VirtualClock
 from dualctl.tracker.checkpoint import save_checkpoint
 from dualctl.tracker.config import TrackerConfig
+from dualctl.tracker.ensemble import EnsembleTracker
 from dualctl.tracker.model import TrackerNet
 from dualctl.types import ACTION_DIM, PROPRIO_DIM, TACTILE_SHAPE, Observation
 
@@ -189,3 +190,15 @@ def test_runtime_lookahead_reaches_the_arms_trackers_within_the_trained_range(mo
     )
     with pytest.raises(CheckpointError, match=r"lookahead_s=0.8 .checkpoint trained for 0.5..0.5"):
         further.tracker("head", ("force", "tactile"))
+
+
+def test_the_ablation_ensemble_runs_every_member_with_the_arms_choices(models):
+    folder = models.config.ablate.tracker_checkpoint
+    ensemble = Models(
+        load_config([f"ablate.tracker_checkpoint={folder}", f"ablate.tracker_ensemble=[{folder}]"])
+    )
+    tracker = ensemble.tracker("mpc", ("force",))
+    assert isinstance(tracker, EnsembleTracker) and len(tracker.members) == 2
+    assert all(m.mpc is not None and m.tactile_missing for m in tracker.members)
+    assert not any(m.force_missing for m in tracker.members)
+    assert tracker.latent_dim == 2 * models.tracker("head", ("force",)).latent_dim
