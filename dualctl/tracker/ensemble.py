@@ -74,8 +74,8 @@ class EnsembleTracker(Tracker):
         if self.stacked is not None:
             wrenches, touches = first.sensor_histories(observation)
             mean = self.stacked.mean_action(
-                np.stack(views), np.stack(references), observation.proprio, wrenches, touches,
-                first.force_missing, first.tactile_missing,
+                np.stack(views), np.stack(references), observation.proprio, (wrenches, touches),
+                (first.force_missing, first.tactile_missing),
             )  # fmt: skip
             return first.finish(observation, mean.astype(np.float32))
         vectors = [

@@ -24,12 +24,7 @@ class NumpyMLP:
         ]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        last = len(self.layers) - 1
-        for i, (weight, bias) in enumerate(self.layers):
-            x = x @ weight + bias
-            if i < last:
-                np.maximum(x, 0.0, out=x)
-        return x
+        return _apply(self.layers, x)
 
 
 class FastPath:
@@ -128,13 +123,13 @@ class StackedFastPath:
         latents: np.ndarray,
         references: np.ndarray,
         proprio: np.ndarray,
-        wrench_history: np.ndarray,
-        tactile: np.ndarray,
-        force_missing: bool,
-        tactile_missing: bool,
+        histories: tuple[np.ndarray, np.ndarray],
+        missing: tuple[bool, bool],
     ) -> np.ndarray:
         """The members' mean raw (SI) action: ``FastPath.context`` then ``FastPath.action``
-        for every member at once; ``latents`` and ``references`` are (members, latent_dim)."""
+        for every member at once; ``latents`` and ``references`` are (members, latent_dim),
+        ``histories`` the wrench and tactile histories, ``missing`` their missing flags."""
+        (wrench_history, tactile), (force_missing, tactile_missing) = histories, missing
         clip = INPUT_CLIP
         (w_mean, w_std), (t_mean, t_std) = self.stats["wrench"], self.stats["tactile"]
         members = len(latents)
@@ -166,7 +161,7 @@ def _stack_layers(mlps: list[NumpyMLP]) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _apply(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
-    """Stacked Linear/ReLU layers on (members, 1, in) -> (members, 1, out)."""
+    """Linear/ReLU layers on (in,) -> (out,), or stacked ones on (members, 1, in)."""
     last = len(layers) - 1
     for i, (weight, bias) in enumerate(layers):
         x = x @ weight + bias
