@@ -7,7 +7,9 @@ different episodes (two runs of one recipe differ by ~20 of 200 oracle episodes)
 of their actions fails on fewer than either (README, Tracker). The latents the runtime keeps
 (the live view, the plan's references) are the members' latents side by side, so the plan
 buffer, its interpolation and stitching work on them unchanged. Each member costs its encode
-(~1.4 ms a 64x64 frame) and its fast path (~0.07 ms a tick).
+(~1.4 ms a 64x64 frame on an idle core); members of one shape share a stacked fast path
+(:class:`~dualctl.tracker.fastpath.StackedFastPath`: one batched matmul a layer, one sensor
+history), so a tick costs little more than one member's.
 """
 
 from __future__ import annotations
