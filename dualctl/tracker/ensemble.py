@@ -70,16 +70,17 @@ class EnsembleTracker(Tracker):
         return np.concatenate([m.encode_view(images) for m in self.members])
 
     def act(self, observation: Observation, latent: np.ndarray, reference: np.ndarray) -> Action:
-        views = np.split(latent, self._view_splits)
-        references = np.split(reference, self._reference_splits)
         first = self.members[0]
-        if self.stacked is not None:
-            wrenches, touches = first.sensor_histories(observation)
+        if self.stacked is not None:  # members of one latent size, one camera each
+            members = len(self.members)
             mean = self.stacked.mean_action(
-                np.stack(views), np.stack(references), observation.proprio, (wrenches, touches),
+                latent.reshape(members, -1), reference.reshape(members, -1),
+                observation.proprio, first.sensor_histories(observation),
                 (first.force_missing, first.tactile_missing),
             )  # fmt: skip
-            return first.finish(observation, mean.astype(np.float32))
+            return first.finish(observation, mean)
+        views = np.split(latent, self._view_splits)
+        references = np.split(reference, self._reference_splits)
         vectors = [
             member.action_vector(observation, view, ref)
             for member, view, ref in zip(self.members, views, references, strict=True)

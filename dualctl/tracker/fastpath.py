@@ -54,19 +54,8 @@ class FastPath:
     ) -> np.ndarray:
         """Same features as ``TrackerNet.context`` for one sample (flags as bools); wrench
         history (K, 6), tactile history (T, 2, 4, 4, 3), oldest first."""
-        w_mean, w_std = self.stats["wrench"]
-        t_mean, t_std = self.stats["tactile"]
-        p_mean, p_std = self.stats["proprio"]
-        clip = INPUT_CLIP
-        w = np.clip((wrench_history - w_mean) / w_std, -clip, clip).ravel()
-        w *= 0.0 if force_missing else 1.0
-        taxels = np.clip((tactile - t_mean) / t_std, -clip, clip)
-        t = np.concatenate([taxels[-1].ravel(), taxels[:-1].sum((2, 3)).ravel()])
-        t *= 0.0 if tactile_missing else 1.0
-        force = np.maximum(self.force(np.append(w, np.float32(force_missing))), 0.0)
-        touch = np.maximum(self.tactile(np.append(t, np.float32(tactile_missing))), 0.0)
-        pose = np.clip((proprio - p_mean) / p_std, -clip, clip)[:PROPRIO_INPUTS]
-        return np.concatenate([force, touch, pose]).astype(np.float32)
+        return _context(self.stats, self.force.layers, self.tactile.layers, proprio,
+                        (wrench_history, tactile), (force_missing, tactile_missing), ())  # fmt: skip
 
     def action(self, latent: np.ndarray, reference: np.ndarray, context: np.ndarray):
         """The head's action, denormalised to SI units (ACTION_FIELDS order). With a wrist
@@ -129,23 +118,11 @@ class StackedFastPath:
         """The members' mean raw (SI) action: ``FastPath.context`` then ``FastPath.action``
         for every member at once; ``latents`` and ``references`` are (members, latent_dim),
         ``histories`` the wrench and tactile histories, ``missing`` their missing flags."""
-        (wrench_history, tactile), (force_missing, tactile_missing) = histories, missing
-        clip = INPUT_CLIP
-        (w_mean, w_std), (t_mean, t_std) = self.stats["wrench"], self.stats["tactile"]
         members = len(latents)
-        w = np.clip((wrench_history[None] - w_mean) / w_std, -clip, clip)
-        w = w.reshape(members, 1, -1) * (0.0 if force_missing else 1.0)
-        taxels = np.clip((tactile[None] - t_mean) / t_std, -clip, clip)
-        t = np.concatenate(
-            [taxels[:, -1].reshape(members, 1, -1),
-             taxels[:, :-1].sum((3, 4)).reshape(members, 1, -1)], 2,
-        ) * (0.0 if tactile_missing else 1.0)  # fmt: skip
-        force = _relu(_apply(self.force, _with_flag(w, force_missing)))
-        touch = _relu(_apply(self.tactile, _with_flag(t, tactile_missing)))
-        p_mean, p_std = self.stats["proprio"]
-        pose = np.clip((proprio - p_mean) / p_std, -clip, clip)[..., :PROPRIO_INPUTS]
+        context = _context(self.stats, self.force, self.tactile, proprio, histories, missing,
+                           (members, 1))  # fmt: skip
         z, ref = latents[:, None], references[:, None]
-        x = np.concatenate([z, ref, ref - z, force, touch, pose], 2).astype(np.float32)
+        x = np.concatenate([z, ref, ref - z, context], 2)
         a_mean, a_std = self.stats["action"]
         return (_apply(self.head, x) * a_std + a_mean).mean(0)[0]
 
@@ -170,10 +147,35 @@ def _apply(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.nda
     return x
 
 
-def _relu(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0.0, out=x)
+def _context(
+    stats: dict,
+    force_layers: list,
+    tactile_layers: list,
+    proprio: np.ndarray,
+    histories: tuple[np.ndarray, np.ndarray],
+    missing: tuple[bool, bool],
+    lead: tuple[int, ...],
+) -> np.ndarray:
+    """``TrackerNet.context``'s features for one member (``lead`` ``()``, stats as saved) or
+    for stacked members (``lead`` ``(members, 1)``, stats and layers stacked)."""
+    (wrench_history, tactile), (force_missing, tactile_missing) = histories, missing
+    (w_mean, w_std), (t_mean, t_std) = stats["wrench"], stats["tactile"]
+    p_mean, p_std = stats["proprio"]
+    clip = INPUT_CLIP
+    w = np.clip((wrench_history - w_mean) / w_std, -clip, clip).reshape(*lead, -1)
+    w *= 0.0 if force_missing else 1.0
+    taxels = np.clip((tactile - t_mean) / t_std, -clip, clip)
+    now, earlier = taxels[..., -1, :, :, :, :], taxels[..., :-1, :, :, :, :]
+    t = np.concatenate(
+        [now.reshape(*lead, -1), earlier.sum((-3, -2)).reshape(*lead, -1)], -1
+    )  # per fingertip and channel, totals of the earlier frames
+    t *= 0.0 if tactile_missing else 1.0
+    force = np.maximum(_apply(force_layers, _with_flag(w, force_missing)), 0.0)
+    touch = np.maximum(_apply(tactile_layers, _with_flag(t, tactile_missing)), 0.0)
+    pose = np.clip((proprio - p_mean) / p_std, -clip, clip)[..., :PROPRIO_INPUTS]
+    return np.concatenate([force, touch, pose], -1).astype(np.float32)
 
 
 def _with_flag(x: np.ndarray, missing: bool) -> np.ndarray:
-    flag = np.full((*x.shape[:2], 1), np.float32(missing), np.float32)
-    return np.concatenate([x, flag], 2).astype(np.float32)
+    """``x`` with its missing flag appended on the last axis."""
+    return np.concatenate([x, np.full((*x.shape[:-1], 1), np.float32(missing))], -1)
