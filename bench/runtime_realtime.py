@@ -47,14 +47,15 @@ class PlainSleepClock(RealClock):
 
 async def one_run(config, tracker, plans, clock, rate_hz: float, seconds: float) -> dict:
     from dualctl.sim.body import SimBody
+    from dualctl.sim.config import with_cameras
 
-    body = SimBody("Lift", config.seed, config.sim, clock.now)
+    body = SimBody("Lift", config.seed, with_cameras(config.sim, tracker.cameras), clock.now)
     telemetry = Telemetry(deadline_tolerance_s=config.runtime.safety.deadline_tolerance_s)
     await body.connect()
     try:
         summary = await run_controller(
             body, tracker, plans, clock, config.runtime, telemetry, rate_hz=rate_hz,
-            instruction=body.instruction, camera=config.tracker.camera, max_duration_s=seconds,
+            instruction=body.instruction, camera=tracker.cameras[0], max_duration_s=seconds,
         )  # fmt: skip
     finally:
         await body.close()

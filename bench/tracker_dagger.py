@@ -114,7 +114,8 @@ def run_mixed(
     ``arm`` is the touch teacher's arm: the expert's script or the state-read
     :class:`~dualctl.sim.experts.StateExpert`."""
     reference = run_expert(task, seed, config.split, config)
-    ref_latents = tracker.encode(reference.images["scene"])
+    camera = tracker.cameras[0]
+    ref_latents = tracker.encode(reference.images[camera])
     step_s = float(np.median(np.diff(reference.timestamp)))
     alignment = StateAlignment(reference.proprio, step_s) if align == "state" else None
     variation = sample_variation(task, seed, config.split)
@@ -134,7 +135,7 @@ def run_mixed(
             observation = observe(world, images, t)
             now = t if alignment is None else reference.timestamp[alignment.step(world.proprio())]
             if plans is None:
-                shown = reference_frame(reference, now + tracker.lookahead_s)
+                shown = reference_frame(reference, now + tracker.lookahead_s, camera)
             else:
                 shown = plans.frame(observation, tracker.lookahead_s)
             executed = label
@@ -166,10 +167,10 @@ def run_mixed(
     return steps_to_episode(steps, (*world.cameras, REFERENCE_CAMERA), meta)
 
 
-def reference_frame(expert: Episode, t: float) -> np.ndarray:
-    """The expert's scene frame nearest time ``t`` (s), held at its last frame."""
+def reference_frame(expert: Episode, t: float, camera: str = "scene") -> np.ndarray:
+    """The expert's ``camera`` frame nearest time ``t`` (s), held at its last frame."""
     i = int(np.abs(np.asarray(expert.timestamp) - t).argmin())
-    return expert.images["scene"][i]
+    return expert.images[camera][i]
 
 
 def link_demos(out: Path, demos: Path) -> int:
@@ -238,7 +239,7 @@ def main() -> None:
         f"{f'planner {args.planner}, ' if args.planner else ''}"
         f"tracker {args.checkpoint} at lookahead {tracker.lookahead_s:g} s, "
         f"seeds {args.seed}+) + {args.demos}",
-        "cameras": {name: [config.camera_size] * 2 for name in (*tracker.cameras, REFERENCE_CAMERA)},
+        "cameras": {name: [config.camera_size] * 2 for name in (*config.cameras, REFERENCE_CAMERA)},
         "camera_hz": config.camera_hz,
         "physics_hz": config.physics_hz, "split": config.split, "tasks": tasks_in_folder,
     })  # fmt: skip

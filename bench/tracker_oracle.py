@@ -107,7 +107,7 @@ async def follow(tracker: Tracker, task: str, seed: int, config: SimConfig,
             obs = await body.observe()
             if body.status().done:
                 return body.status(), grasp_yaw
-            stamp = obs.stamps["image/scene"]
+            stamp = obs.stamps[f"image/{tracker.cameras[0]}"]
             if stamp != image_stamp:
                 latent, image_stamp = tracker.encode_view(obs.images), stamp
             now = obs.timestamp if alignment is None else times[alignment.step(obs.proprio)]
@@ -166,7 +166,8 @@ def main() -> None:
     for task in args.tasks.split(","):
         for seed in range(args.seed, args.seed + args.episodes):
             expert = run_expert(task, seed, args.split, config)
-            latents = next(iter(trackers.values())).encode(expert.images["scene"])
+            first = next(iter(trackers.values()))
+            latents = first.encode(expert.images[first.cameras[0]])
             expert_yaw = expert_grasp_yaw(expert)
             for arm, tracker in trackers.items():
                 if arm != "full" and task not in ABLATED_TASKS:

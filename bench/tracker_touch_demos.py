@@ -68,9 +68,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", default="train", choices=("train", "heldout"))
     parser.add_argument("--wrist-camera", action="store_true", help="also record the wrist view")
+    parser.add_argument("--overhead-camera", action="store_true",
+                        help="also record the steeper overhead view")  # fmt: skip
     args = parser.parse_args()
-    config = SimConfig(split=args.split, wrist_camera=args.wrist_camera)
-    cameras = ["scene", "wrist"] if args.wrist_camera else ["scene"]
+    config = SimConfig(split=args.split, wrist_camera=args.wrist_camera,
+                       overhead_camera=args.overhead_camera)  # fmt: skip
+    cameras = config.cameras
     out = Path(args.out)
     tasks = args.tasks.split(",")
     write_dataset_info(out, {

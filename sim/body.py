@@ -34,9 +34,7 @@ class SimBody(Body):
         self.task, self.seed, self.config, self._now = check_task(task), seed, config, now
         self.variation = sample_variation(task, seed, config.split, config.distractor_pad)
         self.instruction = instruction(task, self.variation)
-        cameras = {"scene": (config.camera_size, config.camera_size)}
-        if config.wrist_camera:
-            cameras["wrist"] = (config.camera_size, config.camera_size)
+        cameras = {name: (config.camera_size, config.camera_size) for name in config.cameras}
         self.spec = BodySpec(cameras=cameras, camera_hz=config.camera_hz, has_arm=True)
         self.world: World | None = None
         self._t0 = 0.0

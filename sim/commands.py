@@ -89,9 +89,7 @@ def _update_dataset_info(out: Path, tasks: list[str], config: SimConfig) -> None
     """Write dataset.json, merging the task list with what the folder already holds; refuse to
     mix episodes recorded with different cameras or rates."""
     size = config.camera_size
-    cameras = {"scene": [size, size]}
-    if config.wrist_camera:
-        cameras["wrist"] = [size, size]
+    cameras = {name: [size, size] for name in config.cameras}
     info = {
         "source": "dualctl collect (scripted experts in the MuJoCo sim)",
         "cameras": cameras,

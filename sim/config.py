@@ -23,6 +23,9 @@ class SimConfig:
             velocity is integrated by MuJoCo every physics step).
         split: variation ranges episodes are drawn from: "train" or "heldout".
         wrist_camera: add a camera on the gripper besides the fixed scene camera.
+        overhead_camera: add a fixed camera looking down more steeply (62 deg elevation
+            against the scene camera's 38.5 deg) at the same spot from the same distance: the
+            table fills its frame and the gripper's reach and turn show more plainly.
         distractor_pad: put Place's green pad in every task's scene, so only the instruction
             tells the tasks apart (data that teaches the planner to read it).
         video_episodes: `dualctl collect` saves an mp4 of this many first episodes per task.
@@ -34,6 +37,7 @@ class SimConfig:
     control_hz: float = 100.0
     split: str = "train"
     wrist_camera: bool = False
+    overhead_camera: bool = False
     distractor_pad: bool = False
     video_episodes: int = 2
 
@@ -45,10 +49,19 @@ class SimConfig:
         check_choice("sim.split", self.split, ("train", "heldout"))
         check_range("sim.video_episodes", self.video_episodes, 0)
 
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """The cameras a world with this config renders, the scene camera first."""
+        extra = {"wrist": self.wrist_camera, "overhead": self.overhead_camera}
+        return ("scene", *(name for name, on in extra.items() if on))
+
 
 def with_cameras(config: SimConfig, cameras: Iterable[str]) -> SimConfig:
     """``config`` rendering every camera a consumer reads (a tracker's ``cameras``): the wrist
-    camera is switched on when it is among them."""
-    if "wrist" in cameras and not config.wrist_camera:
-        return dataclasses.replace(config, wrist_camera=True)
-    return config
+    and overhead cameras are switched on when they are among them."""
+    cameras = set(cameras)
+    return dataclasses.replace(
+        config,
+        wrist_camera=config.wrist_camera or "wrist" in cameras,
+        overhead_camera=config.overhead_camera or "overhead" in cameras,
+    )

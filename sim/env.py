@@ -1,8 +1,8 @@
 """Gymnasium envs ``dualctl/<Task>-v0``: one step per camera frame (``sim.camera_hz``).
 
 Observations are a dict of arrays: ``image`` (the scene camera, H x W x 3 uint8), ``proprio``,
-``wrench`` and ``tactile`` (shapes from dualctl.types); with a wrist camera also
-``image_wrist``. The action is the flat ``ACTION_FIELDS`` vector. ``info`` carries
+``wrench`` and ``tactile`` (shapes from dualctl.types); with a wrist or overhead camera also
+``image_wrist`` / ``image_overhead``. The action is the flat ``ACTION_FIELDS`` vector. ``info`` carries
 ``success``, ``failure_reason``, ``instruction``, ``time`` (s) and ``action`` (as executed).
 """
 
@@ -51,8 +51,8 @@ class SimEnv(gym.Env):
             "wrench": gym.spaces.Box(-np.inf, np.inf, (WRENCH_DIM,), np.float32),
             "tactile": gym.spaces.Box(-np.inf, np.inf, TACTILE_SHAPE, np.float32),
         }
-        if self.config.wrist_camera:
-            spaces["image_wrist"] = image
+        for name in self.config.cameras[1:]:
+            spaces[f"image_{name}"] = image
         self.observation_space = gym.spaces.Dict(spaces)
         self.action_space = action_space()
         self.world: World | None = None
@@ -67,8 +67,8 @@ class SimEnv(gym.Env):
             "wrench": self.world.wrench(),
             "tactile": self.world.tactile(),
         }
-        if "wrist" in self._images:
-            obs["image_wrist"] = self._images["wrist"]
+        for name in self.config.cameras[1:]:
+            obs[f"image_{name}"] = self._images[name]
         return obs
 
     def _info(self, action: Action | None = None) -> dict:

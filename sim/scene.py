@@ -116,6 +116,7 @@ def scene_xml(spec: SceneSpec) -> str:
           rgba="{_v(spec.table_rgba)}" friction="0.5 0.005 0.0001"/>
     {pad}
     <camera name="scene" pos="0.42 0 0.36" xyaxes="0 1 0 -0.62 0 0.78" fovy="50"/>
+    <camera name="overhead" pos="0.2423 0 0.5121" xyaxes="0 1 0 -0.8829 0 0.4695" fovy="50"/>
     <body name="{OBJECT_NAME}" pos="0 0 {sz:g}">
       <freejoint name="{OBJECT_NAME}"/>
       <geom name="{OBJECT_NAME}" type="box" size="{sx:g} {sy:g} {sz:g}" mass="{spec.object_mass:g}"

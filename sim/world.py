@@ -62,7 +62,7 @@ class World:
         self._ids()
         self._substeps = max(1, round(config.physics_hz / config.control_hz))
         self._renderer: mujoco.Renderer | None = None
-        self.cameras = ("scene", "wrist") if config.wrist_camera else ("scene",)
+        self.cameras = config.cameras
         self.monitor = TaskMonitor(task, variation)
         self.command = Action.hold(GRIPPER_STROKE_M)
         self._reset()

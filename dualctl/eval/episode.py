@@ -218,7 +218,8 @@ async def _drive(
                                          max_duration_s=limit, on_frame=on_frame)  # fmt: skip
     return await run_controller(body, built.tracker, built.plans, clock, runtime, telemetry,
                                 rate_hz=config.tracker.rate_hz, instruction=body.instruction,
-                                camera=config.tracker.camera, should_stop=stop, max_duration_s=limit,
+                                camera=built.tracker.cameras[0], should_stop=stop,
+                                max_duration_s=limit,
                                 on_frame=on_frame)  # fmt: skip
 
 
@@ -242,7 +243,8 @@ def run_episode(job: Job, models: Models, videos: Path | None = None) -> Episode
     body = SimBody(job.task, job.seed, sim, clock.now)
     telemetry = Telemetry(deadline_tolerance_s=config.runtime.safety.deadline_tolerance_s)
     lookahead = built.tracker.lookahead_s if built.tracker is not None else 0.0
-    recorder = FrameRecorder(config.tracker.camera, lookahead)
+    camera = built.tracker.cameras[0] if built.tracker is not None else config.planner.camera
+    recorder = FrameRecorder(camera, lookahead)
     on_frame = recorder if job.record_video and videos else None
 
     outcome = []

@@ -93,7 +93,7 @@ async def run_task(
 ) -> dict:
     """Run episode ``seed`` of ``task``, write its videos, return its summary row."""
     snapshots: list[Snapshot] = []
-    camera = config.tracker.camera
+    camera = tracker.cameras[0]
 
     def on_frame(now, observation, plan):
         snapshots.append(
@@ -137,7 +137,7 @@ async def run_episode(
         summary = await run_controller(
             body, tracker, plans, clock, config.runtime, telemetry,
             rate_hz=config.tracker.rate_hz, instruction=body.instruction,
-            camera=config.tracker.camera, should_stop=lambda: body.status().done,
+            camera=tracker.cameras[0], should_stop=lambda: body.status().done,
             max_duration_s=max_episode_s, on_frame=on_frame,
         )  # fmt: skip
         status = body.status()

@@ -317,6 +317,13 @@ class Controller:
             )  # fmt: skip
             return
         plan = result.plan
+        if plan.camera != self.camera:  # another view's frames mean nothing to this tracker
+            self.telemetry.event(
+                "plan_failed", result.arrived_at, requested_at=result.requested_at,
+                error=f"wrong camera: the plan imitates {plan.camera!r}, the tracker reads "
+                f"{self.camera!r}",
+            )  # fmt: skip
+            return
         latents: list[np.ndarray] = []
         # One frame per job on a real clock, so each fits in a tick's slack; one batch on a
         # virtual clock, where only the total matters.

@@ -45,6 +45,6 @@ def camera_frame(images: dict[str, np.ndarray], camera: str) -> np.ndarray:
     if camera not in images:
         raise DualctlError(
             f"the tracker needs camera '{camera}' but the observation has {sorted(images)}; "
-            "add that camera to the body (in the sim: sim.wrist_camera=true for 'wrist')"
+            "add that camera to the body (in the sim: sim.wrist_camera=true for 'wrist', sim.overhead_camera=true for 'overhead')"
         )
     return images[camera]

@@ -55,10 +55,10 @@ class FakeBody(Body):
         freeze_at: from this time (s) on, the force/tactile/proprio streams stop updating.
     """
 
-    spec = BodySpec(cameras={"scene": (SIZE, SIZE)}, camera_hz=20.0)
-
     def __init__(self, now, seed=0, fault_at=None, spike_at=None, spike_n=0.0, freeze_at=None,
-                 start_width=0.08):  # fmt: skip
+                 start_width=0.08, cameras=("scene",)):  # fmt: skip
+        self.cameras = cameras
+        self.spec = BodySpec(cameras={name: (SIZE, SIZE) for name in cameras}, camera_hz=20.0)
         self.now, self.rng = now, np.random.default_rng(seed)
         self.fault_at, self.spike_at, self.spike_n = fault_at, spike_at, spike_n
         self.freeze_at = freeze_at
@@ -99,9 +99,10 @@ class FakeBody(Body):
         proprio[:3], proprio[4] = self.position, self.width
         wrench = self.rng.normal(0, 0.01, 6)
         fresh = self.t if self.freeze_at is None else min(self.t, self.freeze_at)
-        stamps = {"image/scene": self.frame_t, "proprio": fresh, "wrench": fresh,
-                  "tactile": fresh}  # fmt: skip
-        return Observation(self.t, {"scene": self.image}, proprio, wrench, tactile, stamps)
+        stamps = {"proprio": fresh, "wrench": fresh, "tactile": fresh}
+        stamps.update({f"image/{name}": self.frame_t for name in self.cameras})
+        images = {name: self.image for name in self.cameras}  # every view shows the same
+        return Observation(self.t, images, proprio, wrench, tactile, stamps)
 
     async def act(self, action: Action) -> Action:
         self._advance()
@@ -170,8 +171,9 @@ class TargetPlanner(Planner):
     """
 
     def __init__(self, targets=((0.1, 0.0, 0.02),), mode="ok", marker="", bad=0, compute_s=0.0,
-                 fail_call=1, valid_s=2.5):  # fmt: skip
+                 fail_call=1, valid_s=2.5, camera="scene"):  # fmt: skip
         self.targets = [tuple(t) for t in targets]
+        self.camera = camera
         self.mode, self.marker, self.bad, self.compute_s = mode, marker, bad, compute_s
         self.fail_call, self.valid_s = fail_call, valid_s
         self.calls = 0
@@ -194,7 +196,7 @@ class TargetPlanner(Planner):
         if self.mode == "garbage" and bad:
             frames = frames[:, :5]  # the wrong image size
         valid_until = observation.timestamp + self.valid_s
-        return Plan(frames, times, observation.timestamp, valid_until, instruction)
+        return Plan(frames, times, observation.timestamp, valid_until, instruction, self.camera)
 
 
 def make_planner(**kwargs) -> TargetPlanner:

@@ -58,6 +58,19 @@ def test_the_loop_holds_when_plans_go_stale_and_resumes_on_a_fresh_one():
     assert not velocities[1 : len(t)][held[1:]].any()
 
 
+def test_plans_of_another_camera_than_the_trackers_are_refused_and_the_arm_holds():
+    summary, telemetry, body, _ = run_virtual(
+        in_process(camera="overhead"),
+        duration_s=1.5,
+        body_kwargs={"cameras": ("scene", "overhead")},
+    )
+    assert summary.plans == 0 and summary.planner_failures["wrong camera"] >= 2
+    assert "the tracker reads 'scene'" in next(
+        e["error"] for e in telemetry.events if e["type"] == "plan_failed"
+    )
+    assert not np.array([a.ee_velocity for a in body.sent]).any()  # never followed a plan
+
+
 def test_force_over_the_limit_releases_within_one_tick():
     config = RuntimeConfig(safety=SafetyConfig(max_grip_force_n=100.0))
     summary, telemetry, _, _ = run_virtual(

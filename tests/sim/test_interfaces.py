@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from dualctl.sim.body import SimBody
 from dualctl.sim.commands import collect
-from dualctl.sim.config import SimConfig
+from dualctl.sim.config import SimConfig, with_cameras
 from dualctl.sim.experts import Expert
 
 from dualctl.data.episode import read_dataset_info, read_episode
@@ -86,3 +86,25 @@ def test_collect_writes_resumes_and_merges_tasks(tmp_path):
     assert (tmp_path / "episodes" / "place_000000.npz").exists()
     with pytest.raises(DataError, match="camera_hz"):
         collect(tmp_path, ["Lift"], range(1), SimConfig(camera_hz=10.0))
+
+
+def test_the_overhead_camera_sees_the_gripper_reach_more_plainly_than_the_scene_camera():
+    config = with_cameras(SimConfig(), ("overhead",))
+    assert config.cameras == ("scene", "overhead") and not config.wrist_camera
+    env = gym.make("dualctl/Lift-v0", config=config).unwrapped
+    obs, _ = env.reset(seed=1)
+    start = {"scene": obs["image"], "overhead": obs["image_overhead"]}
+    assert env.observation_space["image_overhead"].shape == (64, 64, 3)
+    for _ in range(10):  # the stage moves the gripper 5 cm along x, away from the cameras
+        obs, *_ = env.step(
+            Action(np.array([-0.1, 0, 0, 0]), GripperCommand(0.085, 0.1, 20.0)).to_array()
+        )
+    moved = {"scene": obs["image"], "overhead": obs["image_overhead"]}
+    env.close()
+    changed = {
+        name: int((np.abs(moved[name].astype(int) - start[name]).sum(-1) > 30).sum())
+        for name in start
+    }
+    # a steeper view turns motion along x into more image motion (and shows another picture)
+    assert changed["overhead"] > changed["scene"] > 0
+    assert np.abs(start["overhead"].astype(int) - start["scene"]).mean() > 10
