@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 
 from dualctl.errors import DualctlError
+from dualctl.memory import keep_freed_memory
 
 # dualctl renders offscreen (no display on robots' PCs, CI or here); MuJoCo reads this at import.
 for _variable in ("MUJOCO_GL", "PYOPENGL_PLATFORM"):
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     # pymodbus logs every unanswered request with a frame dump; our Modbus link already reports
     # timeouts with the device's meaning and retries, so its own log is kept for -v.
     logging.getLogger("pymodbus").setLevel(logging.DEBUG if args.verbose else logging.CRITICAL)
+    keep_freed_memory()
     try:
         return int(args.run(args) or 0)
     except DualctlError as error:

@@ -179,7 +179,12 @@ def train_regressor(
         default_root_dir=work_dir,
         logger=pl.loggers.CSVLogger(work_dir, name="logs"),
         callbacks=[
-            pl.callbacks.ModelCheckpoint(dirpath=work_dir, save_last=True, every_n_train_steps=200)
+            pl.callbacks.ModelCheckpoint(
+                dirpath=work_dir,
+                save_last=True,
+                every_n_train_steps=200,
+                enable_version_counter=False,
+            )
         ],
         log_every_n_steps=20,
         enable_progress_bar=False,

@@ -56,7 +56,10 @@ class TrainResult:
 
 def _trainer(stage_dir: Path, steps: int, trainer: TrainerConfig, every: int) -> pl.Trainer:
     checkpoints = ModelCheckpoint(
-        dirpath=stage_dir / "checkpoints", save_last=True, every_n_train_steps=every
+        dirpath=stage_dir / "checkpoints",
+        save_last=True,
+        every_n_train_steps=every,
+        enable_version_counter=False,  # last.ckpt is this run's, so a resume finds it
     )
     return pl.Trainer(
         max_steps=steps,

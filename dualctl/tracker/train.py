@@ -186,7 +186,10 @@ def _fit(net, config, train_set, val_loader, run_dir, seed, trainer_config) -> p
         callbacks=[
             RichProgressBar(),
             ModelCheckpoint(
-                dirpath=run_dir / "lightning", save_last=True, every_n_train_steps=tc.val_every
+                dirpath=run_dir / "lightning",
+                save_last=True,
+                every_n_train_steps=tc.val_every,
+                enable_version_counter=False,  # last.ckpt is this run's, so resume finds it
             ),
         ],  # fmt: skip
         log_every_n_steps=trainer_config.log_every_n_steps,

@@ -102,6 +102,16 @@ def test_resume_continues_from_the_last_checkpoint(trained, synthetic_dataset):
     assert summary["steps"] == 210
 
 
+def test_resume_takes_the_latest_run_in_a_reused_folder(trained, synthetic_dataset, tmp_path):
+    out = tmp_path / "reused"
+    shutil.copytree(trained.parent, out)  # a folder whose last.ckpt is the 200-step run's
+    again = ["train", "tracker", f"data={synthetic_dataset}", f"out={out}", *TRAIN[:-3]]
+    assert main([*again, "tracker.train.max_steps=30"]) == 0
+    assert main([*again, "tracker.train.max_steps=40", "tracker.train.resume=true"]) == 0
+    summary = json.loads((out / "tracker" / "export" / "train_summary.json").read_text())
+    assert summary["steps"] == 40  # the 30-step run continued, not the 200-step one
+
+
 def test_resume_without_a_checkpoint_is_a_config_error(synthetic_dataset, tmp_path):
     status = main(["train", "tracker", f"data={synthetic_dataset}", f"out={tmp_path}", *SMALL,
                    "tracker.train.resume=true"])  # fmt: skip
