@@ -17,8 +17,10 @@ the probe in ``dualctl/tracker/grip.py``):
     MUJOCO_GL=egl python bench/tracker_touch_demos.py --out data/sim_touch [--episodes 150]
         [--seed 0] [--split train] [--tasks Lift,Fragile,Slippery,Place] [--wrist-camera]
 
-``--wrist-camera`` records the gripper's wrist camera beside the scene camera. Resumable:
-episodes already in ``--out`` are kept (their outcome read back), not run again.
+``--wrist-camera`` records the gripper's wrist camera beside the scene camera,
+``--overhead-camera`` the steeper overhead view. Resumable: episodes already in ``--out`` are
+kept (their outcome read back), not run again. Processes recording other tasks into the same
+folder merge their task lists in ``dataset.json``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from dualctl.sim.config import SimConfig
 from dualctl.sim.experts import Expert, TouchGrip, episode_meta, run_episode, steps_to_episode
-from dualctl.sim.tasks import sample_variation
+from dualctl.sim.tasks import TASKS, sample_variation
 from dualctl.sim.world import World
 from rich.console import Console
 from rich.progress import Progress
@@ -38,6 +40,7 @@ from rich.progress import Progress
 from dualctl.data.episode import (
     Episode,
     atomic_write_text,
+    read_dataset_info,
     read_episode,
     write_dataset_info,
     write_episode,
@@ -60,6 +63,17 @@ def run_teacher(task: str, seed: int, config: SimConfig) -> Episode:
     return steps_to_episode(steps, world.cameras, meta)
 
 
+def record_info(out: Path, config: SimConfig, cameras, tasks: list[str]) -> None:
+    """Write dataset.json with ``tasks`` and those the folder's file already lists."""
+    known = read_dataset_info(out).get("tasks", []) if (out / "dataset.json").is_file() else []
+    write_dataset_info(out, {
+        "source": "bench/tracker_touch_demos.py (sim expert arm, touch-only grip force)",
+        "cameras": {c: [config.camera_size] * 2 for c in cameras}, "camera_hz": config.camera_hz,
+        "physics_hz": config.physics_hz, "split": config.split,
+        "tasks": [t for t in TASKS if t in {*known, *tasks}],
+    })  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="data/sim_touch")
@@ -76,11 +90,7 @@ def main() -> None:
     cameras = config.cameras
     out = Path(args.out)
     tasks = args.tasks.split(",")
-    write_dataset_info(out, {
-        "source": "bench/tracker_touch_demos.py (sim expert arm, touch-only grip force)",
-        "cameras": {c: [config.camera_size] * 2 for c in cameras}, "camera_hz": config.camera_hz,
-        "physics_hz": config.physics_hz, "split": config.split, "tasks": tasks,
-    })  # fmt: skip
+    record_info(out, config, cameras, tasks)
     outcomes = collections.defaultdict(collections.Counter)
     with Progress() as progress:
         for task in tasks:
@@ -95,6 +105,7 @@ def main() -> None:
                     meta = episode.meta
                 outcomes[task][meta["failure_reason"] or "success"] += 1
                 progress.update(bar, advance=1)
+    record_info(out, config, cameras, tasks)  # again: a process beside this one may have written
     result = {}
     for task, counts in outcomes.items():
         wins, n = counts["success"], sum(counts.values())
