@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from dualctl.config import load_config
+from dualctl.errors import DualctlError
 from dualctl.runtime.factories import load_runtime_tracker
 from dualctl.types import PROPRIO_DIM, TACTILE_SHAPE, Observation
 
@@ -15,9 +16,14 @@ TRACKERS = sorted(p.name for p in CHECKPOINTS.glob("tracker*") if p.is_dir())
 
 
 def test_every_shipped_tracker_is_there():
-    assert {"tracker", "tracker_bc", "tracker_dagger2", "tracker_oracle", "tracker_ahead08"} <= set(
-        TRACKERS
-    )
+    shipped = {
+        "tracker",
+        "tracker_dagger2",
+        "tracker_oracle",
+        "tracker_ahead08",
+        "tracker_overhead",
+    }
+    assert shipped <= set(TRACKERS)
 
 
 @pytest.mark.parametrize("name", TRACKERS)
@@ -34,3 +40,14 @@ def test_a_shipped_tracker_loads_and_acts(name):
 def test_all_shipped_checkpoints_stay_under_30_mb():
     size = sum(f.stat().st_size for f in CHECKPOINTS.rglob("*") if f.is_file())
     assert size < 30e6
+
+
+def test_the_overhead_tracker_asks_for_the_overhead_camera():
+    tracker = load_runtime_tracker(
+        load_config([f"tracker.checkpoint={CHECKPOINTS / 'tracker_overhead'}"])
+    )
+    assert tracker.cameras == ("overhead",) and tracker.lookahead_s == 0.5
+    frame = np.full((64, 64, 3), 120, np.uint8)
+    with pytest.raises(DualctlError, match="sim.overhead_camera=true"):
+        tracker.encode_view({"scene": frame})
+    assert tracker.encode_view({"overhead": frame}).shape == tracker.encode(frame[None])[0].shape
