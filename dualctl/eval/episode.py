@@ -102,16 +102,18 @@ class Models:
             self._inverse = InverseDynamics(net, norm, config.image_size, float(meta["gap_s"]))
         return self._inverse
 
-    def expert(self, task: str, split: str, seed: int) -> Episode:
-        """The scripted expert's recorded rollout of this very episode (kept for a few jobs:
-        the goal and oracle arms of one seed usually run close together)."""
-        key = (task, split, seed)
+    def expert(self, task: str, split: str, seed: int, camera: str = "scene") -> Episode:
+        """The scripted expert's recorded rollout of this very episode, ``camera`` among its
+        views (kept for a few jobs: the goal and oracle arms of one seed usually run close
+        together)."""
+        key = (task, split, seed, camera)
         if key not in self._experts:
+            from dualctl.sim.config import with_cameras
             from dualctl.sim.experts import run_expert
 
             if len(self._experts) >= 8:
                 self._experts.pop(next(iter(self._experts)))
-            sim = dataclasses.replace(self.config.sim, split=split)
+            sim = with_cameras(dataclasses.replace(self.config.sim, split=split), (camera,))
             self._experts[key] = run_expert(task, seed, split, sim)
         return self._experts[key]
 
@@ -135,22 +137,14 @@ def plan_latency_s(spec: ArmSpec, config: Config) -> float:
     return config.runtime.plan_latency_s + spec.extra_latency_s
 
 
-def reference_planner(spec: ArmSpec, models: Models, job: Job) -> Planner:
+def reference_planner(spec: ArmSpec, models: Models, job: Job, camera: str) -> Planner:
+    """The arm's source of plans; the expert's goal or future frames come from ``camera``, the
+    one its tracker reads."""
     p = models.config.planner
-    if spec.driver == HIERARCHY and spec.reference == GOAL:
-        return GoalPlanner(
-            models.expert(job.task, job.split, job.seed),
-            p.horizon,
-            p.horizon_s,
-            p.camera,
-        )
-    if spec.driver == HIERARCHY and spec.reference == ORACLE:
-        return OraclePlanner(
-            models.expert(job.task, job.split, job.seed),
-            p.horizon,
-            p.horizon_s,
-            p.camera,
-        )
+    if spec.driver == HIERARCHY and spec.reference in (GOAL, ORACLE):
+        expert = models.expert(job.task, job.split, job.seed, camera)
+        kind = GoalPlanner if spec.reference == GOAL else OraclePlanner
+        return kind(expert, p.horizon, p.horizon_s, camera)
     return models.planner()
 
 
@@ -160,12 +154,14 @@ def build(spec: ArmSpec, models: Models, job: Job, clock: VirtualClock) -> Built
     if spec.driver == SINGLE_RATE:
         built.policy = models.baseline()
         return built
-    planner = reference_planner(spec, models, job)
-    built.plans = InProcessPlanClient(planner, clock, plan_latency_s(spec, models.config))
     if spec.driver == OPEN_LOOP_PLAN:
         built.inverse = models.inverse()
+        camera = models.config.planner.camera
     else:
         built.tracker = models.tracker(spec.controller, spec.modalities)
+        camera = built.tracker.cameras[0]
+    planner = reference_planner(spec, models, job, camera)
+    built.plans = InProcessPlanClient(planner, clock, plan_latency_s(spec, models.config))
     return built
 
 

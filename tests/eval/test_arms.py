@@ -117,7 +117,7 @@ def test_modality_arms_zero_that_input_at_the_tracker(models, arm, force_used, t
 
 
 def test_tracker_only_arms_follow_the_goal_with_head_or_mpc(models, monkeypatch):
-    monkeypatch.setattr(models, "expert", lambda task, split, seed: _expert())
+    monkeypatch.setattr(models, "expert", lambda task, split, seed, camera: _expert())
     clock = VirtualClock()
     head = build(
         arm_spec("tracker-only-head"), models, Job("Place", "tracker-only-head", "train", 3), clock
@@ -137,7 +137,7 @@ def test_tracker_only_arms_follow_the_goal_with_head_or_mpc(models, monkeypatch)
 def test_oracle_plan_is_the_experts_future_from_the_robots_state(models, monkeypatch):
     expert = _expert()
     expert.proprio[:, 2] = 0.3 - 0.01 * np.arange(30)  # the expert descends 1 cm per step
-    monkeypatch.setattr(models, "expert", lambda task, split, seed: expert)
+    monkeypatch.setattr(models, "expert", lambda task, split, seed, camera: expert)
     built = build(
         arm_spec("oracle-plan"), models, Job("Lift", "oracle-plan", "train", 3), VirtualClock()
     )
@@ -202,3 +202,24 @@ def test_the_ablation_ensemble_runs_every_member_with_the_arms_choices(models):
     assert all(m.mpc is not None and m.tactile_missing for m in tracker.members)
     assert not any(m.force_missing for m in tracker.members)
     assert tracker.latent_dim == 2 * models.tracker("head", ("force",)).latent_dim
+
+
+def test_expert_reference_arms_show_the_trackers_own_camera(tmp_path, monkeypatch):
+    config = TrackerConfig(image_size=32, latent_dim=16, hidden_dim=32, sensor_dim=8,
+                           camera="overhead")  # fmt: skip
+    save_checkpoint(tmp_path, TrackerNet(config, load_encoder_weights=False), config)
+    models = Models(load_config([f"ablate.tracker_checkpoint={tmp_path}"]))
+    asked = []
+    expert = _expert()
+    expert.images["overhead"] = 255 - expert.images.pop("scene")
+
+    def recorded(task, split, seed, camera):
+        asked.append(camera)
+        return expert
+
+    monkeypatch.setattr(models, "expert", recorded)
+    for arm in ("oracle-plan", "tracker-only-head"):
+        built = build(arm_spec(arm), models, Job("Lift", arm, "train", 3), VirtualClock())
+        plan = built.plans.planner.plan(_observation(), "lift")
+        assert plan.camera == "overhead" and plan.frames[0, 0, 0, 1] == 255  # overhead frames
+    assert asked == ["overhead", "overhead"]
