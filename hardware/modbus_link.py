@@ -98,11 +98,14 @@ class ModbusLink:
         self._last_request = b""
         self._crc_seen = False
         self._listeners: list[Callable[[bool], None]] = []
+        self._up = False
 
     # --- connection ---------------------------------------------------------------------------
     @property
     def connected(self) -> bool:
-        return self._client is not None and self._client.connected
+        """Up and announced: the client's socket opens inside ``connect`` before the listeners
+        hear of it, and a caller must not see the link up while they still think it down."""
+        return self._up and self._client is not None and self._client.connected
 
     def on_state_change(self, listener: Callable[[bool], None]) -> None:
         """Call ``listener(connected)`` whenever the link goes up or down."""
@@ -165,10 +168,12 @@ class ModbusLink:
             self._close_client()
             return False
         log.info("%s: connected to %s", self.name, self.endpoint)
+        self._up = True
         self._notify(True)
         return True
 
     def _close_client(self) -> None:
+        self._up = False
         client, self._client = self._client, None
         if client is not None:
             client.close()
