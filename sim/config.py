@@ -52,16 +52,16 @@ class SimConfig:
     @property
     def cameras(self) -> tuple[str, ...]:
         """The cameras a world with this config renders, the scene camera first."""
-        extra = {"wrist": self.wrist_camera, "overhead": self.overhead_camera}
-        return ("scene", *(name for name, on in extra.items() if on))
+        on = [name for name, field in OPTIONAL_CAMERAS.items() if getattr(self, field)]
+        return ("scene", *on)
+
+
+#: Cameras rendered only when asked for -> the SimConfig switch that asks.
+OPTIONAL_CAMERAS = {"wrist": "wrist_camera", "overhead": "overhead_camera"}
 
 
 def with_cameras(config: SimConfig, cameras: Iterable[str]) -> SimConfig:
-    """``config`` rendering every camera a consumer reads (a tracker's ``cameras``): the wrist
-    and overhead cameras are switched on when they are among them."""
-    cameras = set(cameras)
-    return dataclasses.replace(
-        config,
-        wrist_camera=config.wrist_camera or "wrist" in cameras,
-        overhead_camera=config.overhead_camera or "overhead" in cameras,
-    )
+    """``config`` rendering every camera a consumer reads (a tracker's ``cameras``): each
+    optional camera among them is switched on."""
+    wanted = {OPTIONAL_CAMERAS[name]: True for name in cameras if name in OPTIONAL_CAMERAS}
+    return dataclasses.replace(config, **wanted)

@@ -123,6 +123,7 @@ class Built:
     """What one arm runs for one episode (None where the arm has no such part)."""
 
     spec: ArmSpec
+    camera: str = "scene"  # the view its plans imitate and its tracker reads
     tracker: Tracker | None = None
     plans: PlanClient | None = None
     inverse: InverseDynamics | None = None
@@ -150,17 +151,16 @@ def reference_planner(spec: ArmSpec, models: Models, job: Job, camera: str) -> P
 
 def build(spec: ArmSpec, models: Models, job: Job, clock: VirtualClock) -> Built:
     """Instantiate the parts ``spec`` runs."""
-    built = Built(spec)
+    built = Built(spec, models.config.planner.camera)
     if spec.driver == SINGLE_RATE:
         built.policy = models.baseline()
         return built
     if spec.driver == OPEN_LOOP_PLAN:
         built.inverse = models.inverse()
-        camera = models.config.planner.camera
     else:
         built.tracker = models.tracker(spec.controller, spec.modalities)
-        camera = built.tracker.cameras[0]
-    planner = reference_planner(spec, models, job, camera)
+        built.camera = built.tracker.cameras[0]
+    planner = reference_planner(spec, models, job, built.camera)
     built.plans = InProcessPlanClient(planner, clock, plan_latency_s(spec, models.config))
     return built
 
@@ -210,12 +210,11 @@ async def _drive(
     if built.inverse is not None:
         return await run_open_loop_plans(body, built.plans, built.inverse, clock, runtime, telemetry,
                                          rate_hz=config.tracker.rate_hz, instruction=body.instruction,
-                                         camera=config.planner.camera, should_stop=stop,
+                                         camera=built.camera, should_stop=stop,
                                          max_duration_s=limit, on_frame=on_frame)  # fmt: skip
     return await run_controller(body, built.tracker, built.plans, clock, runtime, telemetry,
                                 rate_hz=config.tracker.rate_hz, instruction=body.instruction,
-                                camera=built.tracker.cameras[0], should_stop=stop,
-                                max_duration_s=limit,
+                                camera=built.camera, should_stop=stop, max_duration_s=limit,
                                 on_frame=on_frame)  # fmt: skip
 
 
@@ -239,8 +238,7 @@ def run_episode(job: Job, models: Models, videos: Path | None = None) -> Episode
     body = SimBody(job.task, job.seed, sim, clock.now)
     telemetry = Telemetry(deadline_tolerance_s=config.runtime.safety.deadline_tolerance_s)
     lookahead = built.tracker.lookahead_s if built.tracker is not None else 0.0
-    camera = built.tracker.cameras[0] if built.tracker is not None else config.planner.camera
-    recorder = FrameRecorder(camera, lookahead)
+    recorder = FrameRecorder(built.camera, lookahead)
     on_frame = recorder if job.record_video and videos else None
 
     outcome = []
