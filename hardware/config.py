@@ -125,6 +125,9 @@ class VideoConfig:
         width: frame width in pixels asked of the device, and the width delivered.
         height: frame height in pixels, likewise.
         fps: frame rate asked of the device, Hz.
+        view: the camera name its frames are delivered under, which a tracker checkpoint
+            asks for by name: "scene" (the sim's 38.5 deg view) or "overhead" (62 deg, see
+            ``sim.overhead_camera``); mount the camera to match the checkpoint's view.
     """
 
     enabled: bool = False
@@ -132,8 +135,11 @@ class VideoConfig:
     width: int = 64
     height: int = 64
     fps: float = 30.0
+    view: str = "scene"
 
     def check(self, key: str) -> None:
+        if not self.view.isidentifier():
+            raise ConfigError(f"{key}.view", self.view, "a camera name such as scene or overhead")
         check_range(f"{key}.width", self.width, 8, 4096)
         check_range(f"{key}.height", self.height, 8, 4096)
         check_range(f"{key}.fps", self.fps, 1.0, 240.0)

@@ -26,7 +26,7 @@ from rich.table import Table
 
 from dualctl.cli import CommandRegistry, add_overrides
 from dualctl.config import Config, load_config
-from dualctl.errors import DualctlError
+from dualctl.errors import ConfigError, DualctlError
 from dualctl.runtime.clock import Clock
 from dualctl.runtime.config import RuntimeConfig
 from dualctl.runtime.factories import load_runtime_tracker, make_clock, planner_client
@@ -102,7 +102,13 @@ def run(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, runtime=deploy_runtime(config))
     clock = make_clock(config.runtime)
     tracker = load_runtime_tracker(config)  # torch before any EGL context (see the runtime)
-    camera, instruction = _dry_run_camera(config) if dry_run else (None, args.instruction)
+    view = tracker.cameras[0]
+    camera, instruction = None, args.instruction
+    if dry_run:  # the replayed frames are of the tracker's view, delivered under its name
+        camera, instruction = _dry_run_camera(config, view)
+        config = _with_camera_view(config, view)
+    else:
+        check_camera_view(config.hardware, view, config.tracker.checkpoint)
     rows, summary = clock.run(
         deploy(config, clock, tracker, dry_run, args.object_width, args.duration,
                camera, instruction or args.instruction)
@@ -130,13 +136,34 @@ def deploy_runtime(config: Config) -> RuntimeConfig:
     return dataclasses.replace(config.runtime, clock="real", safety=safety)
 
 
-def _dry_run_camera(config: Config) -> tuple[ReplayCamera, str]:
-    """A camera replaying the scripted expert's episode of the task (frames at the camera
-    rate), and that episode's instruction."""
+def check_camera_view(hardware: HardwareConfig, view: str, checkpoint: str) -> None:
+    """Refuse to start when the mounted camera does not deliver the view the tracker reads:
+    fed another view, a tracker acts on frames unlike any it was trained on."""
+    if not hardware.camera.enabled:
+        raise ConfigError("hardware.camera.enabled", False,
+                          f"true: the tracker {checkpoint} reads camera '{view}'")  # fmt: skip
+    if hardware.camera.view != view:
+        raise ConfigError(
+            "hardware.camera.view", hardware.camera.view,
+            f"'{view}', the camera the tracker {checkpoint} was trained on (mount the camera "
+            "to that view, or use a tracker trained on the mounted one)",
+        )  # fmt: skip
+
+
+def _with_camera_view(config: Config, view: str) -> Config:
+    camera = dataclasses.replace(config.hardware.camera, view=view)
+    return dataclasses.replace(config, hardware=dataclasses.replace(config.hardware, camera=camera))
+
+
+def _dry_run_camera(config: Config, view: str) -> tuple[ReplayCamera, str]:
+    """A camera replaying the scripted expert's episode of the task as camera ``view`` sees it
+    (frames at the camera rate), and that episode's instruction."""
+    from dualctl.sim.config import with_cameras
     from dualctl.sim.experts import run_expert
 
-    episode = run_expert(config.task, config.seed, config.sim.split, config.sim)
-    frames = episode.images[config.tracker.camera]
+    sim = with_cameras(config.sim, [view])
+    episode = run_expert(config.task, config.seed, config.sim.split, sim)
+    frames = episode.images[view]
     return ReplayCamera(frames, config.sim.camera_hz), episode.meta["instruction"]
 
 
@@ -182,7 +209,7 @@ async def deploy(
         summary = await run_controller(
             body, tracker, plans, clock, config.runtime, telemetry,
             rate_hz=config.tracker.rate_hz, instruction=instruction,
-            camera=config.tracker.camera, max_duration_s=duration_s,
+            camera=tracker.cameras[0], max_duration_s=duration_s,
         )  # fmt: skip
         telemetry.close()
         return rows, summary

@@ -66,7 +66,8 @@ class HardwareBody(Body):
         limits: force/speed caps applied to every gripper command.
         poll_hz: gripper status polling rate (Hz); keeps the 1 s watchdog fed.
         netft: wrist F/T sensor, if mounted; ``netft_stale_s`` bounds its age.
-        camera: scene camera, if mounted (delivered as ``images["scene"]``).
+        camera: the camera, if mounted (delivered as ``images[camera_view]``).
+        camera_view: the camera name its frames are delivered under (``hardware.camera.view``).
         tactile: gel sensor, if mounted.
         activate: run the activation sequence at connect (the gripper must be free to move).
     """
@@ -81,15 +82,17 @@ class HardwareBody(Body):
         bias_on_connect: bool = True,
         camera: VideoDevice | None = None,
         camera_hz: float = 30.0,
+        camera_view: str = "scene",
         tactile: DigitTactile | None = None,
         activate: bool = True,
     ):
         self.gripper, self.limits, self.poll_s = gripper, limits, 1.0 / poll_hz
         self.netft, self.netft_stale_s, self.bias_on_connect = netft, netft_stale_s, bias_on_connect
         self.camera, self.tactile, self.activate = camera, tactile, activate
-        cameras = {"scene": (camera.height, camera.width)} if camera else {}
+        self.camera_view, self._image = camera_view, f"image/{camera_view}"
+        cameras = {camera_view: (camera.height, camera.width)} if camera else {}
         self.spec = BodySpec(cameras=cameras, camera_hz=camera_hz, has_arm=False)
-        self.slots = {"proprio": Slot(), "wrench": Slot(), "tactile": Slot(), "image/scene": Slot()}
+        self.slots = {"proprio": Slot(), "wrench": Slot(), "tactile": Slot(), self._image: Slot()}
         self.commands_sent = 0
         self._pending: RobotiqRequest | None = None
         self._wake = asyncio.Event()
@@ -101,7 +104,7 @@ class HardwareBody(Body):
     @classmethod
     def from_config(cls, config: HardwareConfig, camera: VideoDevice | None = None) -> HardwareBody:
         """Build (not connect) the body the ``hardware`` config section describes; ``camera``,
-        if given, replaces the configured scene camera (a dry run's replayed frames)."""
+        if given, replaces the configured camera (a dry run's replayed frames of its view)."""
         netft = tactile = None
         if config.netft.enabled:
             calibration = NetFTCalibration(
@@ -118,7 +121,8 @@ class HardwareBody(Body):
             RobotiqGripper.from_config(config.gripper), config.limits,
             poll_hz=config.gripper.poll_hz, netft=netft, netft_stale_s=config.netft.stale_s,
             bias_on_connect=config.netft.bias_on_connect, camera=camera,
-            camera_hz=camera.fps if camera else config.camera.fps, tactile=tactile,
+            camera_hz=camera.fps if camera else config.camera.fps,
+            camera_view=config.camera.view, tactile=tactile,
         )  # fmt: skip
 
     # --- Body ---------------------------------------------------------------------------------
@@ -146,8 +150,8 @@ class HardwareBody(Body):
         wrench = self.slots["wrench"].value
         tactile = self.slots["tactile"].value
         images = {}
-        if self.slots["image/scene"].value is not None:
-            images["scene"] = self.slots["image/scene"].value
+        if self.slots[self._image].value is not None:
+            images[self.camera_view] = self.slots[self._image].value
         stamps = {name: slot.stamp for name, slot in self.slots.items() if slot.value is not None}
         return Observation(
             timestamp=max(stamps.values(), default=time.monotonic()),
@@ -185,7 +189,7 @@ class HardwareBody(Body):
         now = time.monotonic()
         if self.netft is not None and now - self.slots["wrench"].stamp > self.netft_stale_s:
             faults.append(f"F/T data older than {self.netft_stale_s} s")
-        for name in ("wrench", "image/scene", "tactile"):
+        for name in ("wrench", self._image, "tactile"):
             if self.slots[name].error:
                 faults.append(self.slots[name].error)
         return Health(ok=not faults, faults=tuple(faults))
@@ -272,10 +276,10 @@ class HardwareBody(Body):
             try:
                 frame = await self.camera.read()
             except DeviceError as error:
-                self.slots["image/scene"].error = f"camera: {error}"
+                self.slots[self._image].error = f"camera: {error}"
                 await asyncio.sleep(0.1)
                 continue
-            self.slots["image/scene"].put(frame.image, frame.stamp)
+            self.slots[self._image].put(frame.image, frame.stamp)
 
     async def _read_tactile(self) -> None:
         while True:

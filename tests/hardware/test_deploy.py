@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pytest
 from dualctl.hardware import deploy
 
 from dualctl.cli import CommandRegistry
 from dualctl.config import load_config
-from dualctl.errors import DualctlError
+from dualctl.errors import ConfigError, DualctlError
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -52,3 +53,22 @@ def test_deploy_runs_real_time_under_the_stricter_limits():
     assert runtime.safety.max_obs_age_s == min(
         config.hardware.limits.max_obs_age_s, config.runtime.safety.max_obs_age_s
     )
+
+
+def test_deploy_refuses_a_camera_of_another_view_than_the_trackers():
+    hardware = load_config(["hardware=emulated", "hardware.camera.enabled=true"]).hardware
+    deploy.check_camera_view(hardware, "scene", "checkpoints/tracker")  # the view it reads
+    with pytest.raises(ConfigError, match="hardware.camera.view.*'overhead'.*tracker_overhead"):
+        deploy.check_camera_view(hardware, "overhead", "checkpoints/tracker_overhead")
+    hardware.camera.enabled = False
+    with pytest.raises(ConfigError, match="hardware.camera.enabled.*reads camera 'scene'"):
+        deploy.check_camera_view(hardware, "scene", "checkpoints/tracker")
+
+
+def test_a_dry_run_replays_the_view_the_tracker_reads():
+    config = load_config(["hardware=emulated", "task=Lift"])
+    scene, _ = deploy._dry_run_camera(config, "scene")
+    overhead, instruction = deploy._dry_run_camera(config, "overhead")
+    assert overhead.frames.shape == scene.frames.shape
+    assert np.abs(overhead.frames[0].astype(int) - scene.frames[0]).mean() > 10  # another view
+    assert "lift" in instruction.lower()

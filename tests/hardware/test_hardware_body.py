@@ -10,6 +10,7 @@ from dualctl.hardware.config import HardwareConfig, NetFTConfig, RobotiqConfig, 
 from dualctl.hardware.emulated import start_emulators
 from dualctl.hardware.hardware_body import HardwareBody
 from dualctl.hardware.netft_emulator import constant_signal
+from dualctl.hardware.video import ReplayCamera
 from rigs import TEST_TIMING, run, wait_for
 
 from dualctl.body import Body
@@ -129,6 +130,25 @@ def test_polling_keeps_the_watchdog_fed():
         await asyncio.sleep(0.5)
         assert (await body.health()).ok
         assert body.slots["proprio"].value.fault is None
+        await body.close()
+        await emulators.stop()
+
+    run(body_test())
+
+
+def test_camera_frames_are_delivered_under_the_configured_view():
+    async def body_test():
+        emulators, config = await start_emulators(_config())
+        config.camera.view = "overhead"
+        frames = np.random.default_rng(0).integers(0, 255, (4, 64, 64, 3), np.uint8)
+        body = HardwareBody.from_config(config, ReplayCamera(frames, fps=100.0))
+        assert body.spec.cameras == {"overhead": (64, 64)}
+        await body.connect()
+        assert await wait_for(lambda: body.slots["image/overhead"].value is not None)
+        observation = await body.observe()
+        assert list(observation.images) == ["overhead"]
+        assert any(np.array_equal(observation.images["overhead"], f) for f in frames)
+        assert "image/overhead" in observation.stamps
         await body.close()
         await emulators.stop()
 
