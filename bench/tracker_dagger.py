@@ -162,8 +162,8 @@ def run_mixed(
     finally:
         world.close()
     meta = episode_meta(world, seed, config.split, config, teacher="touch_grip",
-                        teacher_arm=arm, dagger_beta=beta,
-                        tracker_steps=tracker_steps)  # fmt: skip
+                        teacher_arm=arm, dagger_beta=beta, tracker_steps=tracker_steps,
+                        reference_camera=camera)  # fmt: skip
     return steps_to_episode(steps, (*world.cameras, REFERENCE_CAMERA), meta)
 
 
@@ -227,6 +227,9 @@ def main() -> None:
         tracker = load_tracker(args.checkpoint, lookahead_s=args.lookahead or None)
     except CheckpointError as error:
         parser.error(str(error))
+    if planner is not None and planner.config.camera != tracker.cameras[0]:
+        parser.error(f"--planner {args.planner} imagines camera '{planner.config.camera}', "
+                     f"the tracker reads '{tracker.cameras[0]}': pick a pair of one camera")  # fmt: skip
     config = with_cameras(config, tracker.cameras)
     if (out / "dataset.json").is_file():  # another process or an earlier round of this folder
         recorded = read_dataset_info(out).get("tasks", [])

@@ -80,6 +80,8 @@ class EpisodeStore:
                     f"(has {sorted(episodes[missing[0]].images)}); choose another camera"
                 )
         has_reference = any(REFERENCE_CAMERA in e.images for e in episodes)
+        if has_reference and camera is not None:
+            _check_reference_camera(episodes, camera)
         for key, name in cameras.items():  # after the reference check: release pops images
             self.arrays[key] = _stack_images(episodes, name, release)
         if has_reference:
@@ -154,6 +156,20 @@ def _stack_images(episodes: Sequence[Episode], camera: str, release: bool) -> np
         stacked[start : start + len(frames)] = frames
         start += len(frames)
     return stacked
+
+
+def _check_reference_camera(episodes: Sequence[Episode], camera: str) -> None:
+    """Refuse episodes whose recorded references imitate another camera than ``camera``: a
+    head trained on such pairs learns to follow a view it never sees. Episodes that do not
+    say (recorded before ``reference_camera`` was kept) pass."""
+    for i, e in enumerate(episodes):
+        shown = e.meta.get("reference_camera")
+        if REFERENCE_CAMERA in e.images and shown not in (None, camera):
+            raise DataError(
+                f"episode {i} ({e.meta.get('task')}, seed {e.meta.get('seed')}): its reference "
+                f"frames imitate camera '{shown}', but the tracker reads '{camera}'; record the "
+                f"references with a tracker or planner of camera '{camera}'"
+            )
 
 
 def _reference_arrays(episodes: Sequence[Episode], release: bool) -> dict[str, np.ndarray]:

@@ -69,6 +69,7 @@ def with_planner_references(
         **episode.meta,
         "reference_source": f"planner (replan {replan_s} s, latency {latency_s} s, "
         f"lookahead {lookahead_s} s)",
+        "reference_camera": camera,
     }
     images = {**episode.images, REFERENCE_CAMERA: shown}  # every camera kept (a wrist view)
     return Episode(images, episode.proprio, episode.wrench, episode.tactile, episode.action,

@@ -63,6 +63,17 @@ def test_recorded_references_are_gathered_with_their_flag(synthetic_dataset):
     assert "reference_frames" not in EpisodeStore([plain]).arrays
 
 
+def test_references_of_another_camera_than_the_store_reads_are_refused(synthetic_dataset):
+    paths = sorted((synthetic_dataset / "episodes").glob("*.npz"))[:2]
+    plain, shown = (read_episode(p) for p in paths)
+    shown.images[REFERENCE_CAMERA] = 255 - shown.images["scene"]
+    shown.meta["reference_camera"] = "scene"
+    assert EpisodeStore([plain, shown]).arrays["has_reference"].any()  # its own camera: kept
+    shown.meta["reference_camera"] = "overhead"
+    with pytest.raises(DataError, match="episode 1 .*imitate camera 'overhead'.*reads 'scene'"):
+        EpisodeStore([plain, shown])
+
+
 def test_released_store_holds_the_same_arrays_and_frees_the_episode_images(synthetic_dataset):
     paths = sorted((synthetic_dataset / "episodes").glob("*.npz"))[:3]
     episodes = [read_episode(p) for p in paths]

@@ -56,4 +56,5 @@ def test_a_copy_keeps_the_labels_and_records_the_planner_frames_as_its_reference
     assert reference.max() <= episode.images["scene"].max() // 2
     assert asked[0] == ["lift the red block"] * len(asked[0])
     assert "planner" in copy.meta["reference_source"]
+    assert copy.meta["reference_camera"] == "scene"  # the planner's, checked at training
     copy.validate()
