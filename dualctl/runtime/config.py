@@ -16,6 +16,10 @@ class SafetyConfig:
     Attributes:
         max_grip_force_n: measured grip force (N, mean fingertip normal force) above which the
             gripper is told to release within the same tick; also caps the commanded force.
+            The default is the 2F-85's rated maximum: the sim's heavy Fragile and Slippery
+            blocks need up to ~150 N per finger to be held (train split; 200 N held out), so a
+            lower limit drops them by design. Lower it for delicate objects; ``dualctl
+            deploy`` also takes ``hardware.limits.max_grip_force_n`` when that is stricter.
         release_width_m: how far (m) the fingers open past their current width on a release.
         workspace_low: (x, y, z) lower corner of the box the end effector must stay in, m.
         workspace_high: (x, y, z) upper corner, m.
@@ -43,7 +47,7 @@ class SafetyConfig:
         health_period_s: how often (s) the body's health is polled; a fault is an e-stop.
     """
 
-    max_grip_force_n: float = 120.0
+    max_grip_force_n: float = GRIPPER_FORCE_RANGE[1]
     release_width_m: float = 0.004
     workspace_low: list[float] = field(default_factory=lambda: [-0.35, -0.35, 0.0])
     workspace_high: list[float] = field(default_factory=lambda: [0.35, 0.35, 0.45])

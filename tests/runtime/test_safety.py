@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
+from dualctl.sim.tasks import sample_variation
 
 from dualctl.runtime.config import SafetyConfig
 from dualctl.runtime.safety import SafetySupervisor, grip_force
+from dualctl.tracker.grip import MARGIN
 from dualctl.types import (
     GRIPPER_FORCE_RANGE,
     GRIPPER_STROKE_M,
@@ -40,6 +42,22 @@ def test_grip_force_over_the_limit_releases_in_the_same_tick(safety):
     assert [n.kind for n in notes] == ["grip_force"]
     sent, notes = safety.filter(command(width=0.0, force=200.0), observe(finger_force_n=50.0), 1.0)
     assert sent.gripper.force_n == 100.0 and notes == []  # commanded force capped, no release
+
+
+def test_the_default_limit_lets_the_heaviest_training_object_be_held():
+    # Hold forces of Fragile/Slippery reach ~153 N on the train split; the tracker's touch
+    # reflex squeezes MARGIN over what it feels. A 120 N default released them (dropped).
+    heaviest = max(
+        sample_variation(task, seed, "train").hold_force
+        for task in ("Fragile", "Slippery")
+        for seed in range(400)
+    )
+    assert heaviest > 140.0
+    supervisor = SafetySupervisor(SafetyConfig(), period_s=0.005)
+    squeeze = heaviest * MARGIN
+    sent, notes = supervisor.filter(command(width=0.0, force=squeeze),
+                                    observe(finger_force_n=squeeze), 1.0)  # fmt: skip
+    assert notes == [] and sent.gripper.force_n == pytest.approx(squeeze)
 
 
 def test_non_finite_commands_are_rejected_and_the_last_grip_is_held(safety):
