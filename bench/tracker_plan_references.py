@@ -86,7 +86,11 @@ def main() -> None:
     if (out / "dataset.json").is_file():  # a further source: keep what is there, name both
         info = read_dataset_info(out)
         source = f"{info['source']}; {source}" if source not in info["source"] else info["source"]
-    cameras = {**info.get("cameras", {}), REFERENCE_CAMERA: info["cameras"]["scene"]}
+    camera = planner.config.camera
+    if camera not in info.get("cameras", {}):
+        parser.error(f"{data} has no '{camera}' camera (has {sorted(info.get('cameras', {}))}), "
+                     f"the one the planner {args.planner} imagines")  # fmt: skip
+    cameras = {**info["cameras"], REFERENCE_CAMERA: info["cameras"][camera]}
     write_dataset_info(out, {**info, "cameras": cameras, "source": source})
     link_sources(out, sources, args.prefix)
     mine = [(i, p) for i, p in enumerate(sources) if i % count == index]
