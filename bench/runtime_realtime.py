@@ -84,7 +84,7 @@ async def main_async(rates: list[float], seconds: float, overrides: list[str]) -
     calibration = await clock.calibrate()
     clock.spin_s = calibration["spin_s"]
     tracker = load_runtime_tracker(config)
-    plans = planner_client(config, clock)
+    plans = planner_client(config, clock, tracker.cameras[0])
     rows = []
     try:
         await plans.start()

@@ -67,7 +67,7 @@ def load_done(key: str) -> dict[tuple, dict]:
 
 async def run_all(config, jobs: list[tuple], clock: VirtualClock, done: dict, key: str) -> None:
     tracker = load_runtime_tracker(config)
-    plans = planner_client(config, clock)
+    plans = planner_client(config, clock, tracker.cameras[0])
     base_latency = config.runtime.plan_latency_s
     EPISODES.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -29,7 +29,12 @@ from dualctl.config import Config, load_config
 from dualctl.errors import ConfigError, DualctlError
 from dualctl.runtime.clock import Clock
 from dualctl.runtime.config import RuntimeConfig
-from dualctl.runtime.factories import load_runtime_tracker, make_clock, planner_client
+from dualctl.runtime.factories import (
+    check_planner_camera,
+    load_runtime_tracker,
+    make_clock,
+    planner_client,
+)
 from dualctl.runtime.scheduler import run_controller
 from dualctl.runtime.telemetry import RunSummary, Telemetry
 from dualctl.types import GRIPPER_STROKE_M, Action, GripperCommand
@@ -103,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     clock = make_clock(config.runtime)
     tracker = load_runtime_tracker(config)  # torch before any EGL context (see the runtime)
     view = tracker.cameras[0]
+    check_planner_camera(config.planner.checkpoint, view)  # before any device or emulator
     camera, instruction = None, args.instruction
     if dry_run:  # the replayed frames are of the tracker's view, delivered under its name
         camera, instruction = _dry_run_camera(config, view)
@@ -195,7 +201,7 @@ async def deploy(
     if dry_run:
         emulators, hardware = await start_emulators(hardware, object_width_m)
     body = HardwareBody.from_config(hardware, camera)
-    plans = planner_client(config, clock)
+    plans = planner_client(config, clock, tracker.cameras[0])
     try:
         await body.connect()
         health = await body.health()

@@ -64,7 +64,7 @@ async def run_demo(
     """One episode per task on ``clock`` (each at most ``max_episode_s`` s); returns one result
     row per task."""
     tracker = load_runtime_tracker(config)
-    plans = planner_client(config, clock)
+    plans = planner_client(config, clock, tracker.cameras[0])
     started = time.perf_counter()
     rows = []
     try:

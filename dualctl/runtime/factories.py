@@ -4,7 +4,8 @@ planner process client for the configured planner checkpoint, and the tracker. U
 
 from __future__ import annotations
 
-from dualctl.config import Config
+from dualctl.config import Config, section_from_yaml
+from dualctl.errors import ConfigError
 from dualctl.runtime.clock import Clock, RealClock, VirtualClock
 from dualctl.runtime.config import RuntimeConfig
 from dualctl.runtime.planner_process import PlannerSpec, ProcessPlanClient
@@ -26,9 +27,10 @@ PLANNER_RUN_KEYS = ("steps", "sampler", "guidance", "seed", "noise_scale", "chan
                     "composite")  # fmt: skip
 
 
-def planner_client(config: Config, clock: Clock) -> ProcessPlanClient:
+def planner_client(config: Config, clock: Clock, camera: str) -> ProcessPlanClient:
     """The planner process for the configured planner checkpoint, sampling with the configured
-    ``PLANNER_RUN_KEYS``."""
+    ``PLANNER_RUN_KEYS``; ``camera`` is the tracker's, which the planner must imagine."""
+    check_planner_camera(config.planner.checkpoint, camera)
     runtime = config.runtime
     settings = {key: getattr(config.planner, key) for key in PLANNER_RUN_KEYS}
     spec = PlannerSpec(
@@ -44,6 +46,26 @@ def planner_client(config: Config, clock: Clock) -> ProcessPlanClient:
         shm_bytes=int(runtime.planner_shm_mb * (1 << 20)),
         max_in_flight=runtime.max_plans_in_flight,
     )  # fmt: skip
+
+
+def check_planner_camera(checkpoint: str, camera: str) -> None:
+    """Refuse a planner checkpoint that imagines another camera than ``camera``: the scheduler
+    would reject every plan it makes and the arm would only hold. A checkpoint that cannot be
+    read is left to the planner process, which reports it."""
+    from dualctl.planner.checkpoint import CONFIG
+    from dualctl.planner.config import PlannerConfig
+    from dualctl.planner.diffusion_planner import resolve_checkpoint
+
+    path = resolve_checkpoint(checkpoint) / CONFIG
+    if not path.is_file():
+        return
+    imagined = section_from_yaml(PlannerConfig, path, "planner").camera
+    if imagined != camera:
+        raise ConfigError(
+            "planner.checkpoint", checkpoint,
+            f"a planner of camera '{camera}', the one the tracker reads (this one imagines "
+            f"'{imagined}')",
+        )  # fmt: skip
 
 
 def load_runtime_tracker(config: Config):
