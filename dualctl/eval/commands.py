@@ -17,9 +17,11 @@ from dualctl.cli import CommandRegistry, add_overrides
 from dualctl.config import Config, load_config, to_yaml
 from dualctl.data.episode import atomic_write_text
 from dualctl.errors import ConfigError
+from dualctl.eval.arms import arm_spec
 from dualctl.eval.config import BaselineConfig
 from dualctl.eval.results import ResultsStore, read_results
 from dualctl.eval.runner import make_jobs, run_jobs
+from dualctl.runtime.factories import check_planner_camera
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,7 @@ def run_ablate(args: argparse.Namespace) -> int:
     if args.report_only:
         results = read_results(out / "episodes.csv")
     else:
+        _check_planner_camera(config, arms)
         out.mkdir(parents=True, exist_ok=True)
         _check_same_run(out, config)
         store = ResultsStore(out / "episodes.csv")
@@ -148,6 +151,18 @@ def run_ablate(args: argparse.Namespace) -> int:
         return 0
     _report(results, jobs, out, config)
     return 0
+
+
+def _check_planner_camera(config: Config, arms: list[str]) -> None:
+    """Refuse, before any episode runs, a planner that imagines another camera than the tracker
+    reads: every arm that tracks its plans would only hold."""
+    if not any(arm_spec(a).uses_planner and arm_spec(a).uses_tracker for a in arms):
+        return
+    from dualctl.tracker.checkpoint import read_checkpoint_config
+
+    ablate = config.ablate
+    camera = read_checkpoint_config(Path(ablate.tracker_checkpoint)).camera
+    check_planner_camera(ablate.planner_checkpoint, camera, "ablate.planner_checkpoint")
 
 
 def _report(results, jobs, out: Path, config: Config) -> None:

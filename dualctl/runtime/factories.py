@@ -48,10 +48,10 @@ def planner_client(config: Config, clock: Clock, camera: str) -> ProcessPlanClie
     )  # fmt: skip
 
 
-def check_planner_camera(checkpoint: str, camera: str) -> None:
-    """Refuse a planner checkpoint that imagines another camera than ``camera``: the scheduler
-    would reject every plan it makes and the arm would only hold. A checkpoint that cannot be
-    read is left to the planner process, which reports it."""
+def check_planner_camera(checkpoint: str, camera: str, key: str = "planner.checkpoint") -> None:
+    """Refuse a planner checkpoint (config key ``key``) that imagines another camera than
+    ``camera``: the scheduler would reject every plan it makes and the arm would only hold. A
+    checkpoint that cannot be read is left to the planner's loader, which reports it."""
     from dualctl.planner.checkpoint import CONFIG
     from dualctl.planner.config import PlannerConfig
     from dualctl.planner.diffusion_planner import resolve_checkpoint
@@ -62,7 +62,7 @@ def check_planner_camera(checkpoint: str, camera: str) -> None:
     imagined = section_from_yaml(PlannerConfig, path, "planner").camera
     if imagined != camera:
         raise ConfigError(
-            "planner.checkpoint", checkpoint,
+            key, checkpoint,
             f"a planner of camera '{camera}', the one the tracker reads (this one imagines "
             f"'{imagined}')",
         )  # fmt: skip

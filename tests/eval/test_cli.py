@@ -34,3 +34,12 @@ def test_ablate_command_writes_report_and_resumes(tiny_checkpoints, tmp_path):
 
     # Other settings into the same folder are refused, not mixed in.
     assert main([*args, "runtime.plan_latency_s=0.1"]) == 2
+
+
+def test_ablate_refuses_a_planner_of_another_camera_than_the_trackers(tmp_path, capsys):
+    out = tmp_path / "ablate"
+    args = ["ablate", "ablate.tracker_checkpoint=checkpoints/tracker_overhead",
+            f"ablate.out={out}", "ablate.arms=[full]", "ablate.delays_ms=[]"]  # fmt: skip
+    assert main(args) == 2  # the shipped planner imagines the scene camera
+    assert "ablate.planner_checkpoint" in capsys.readouterr().err
+    assert not out.exists()  # refused before anything ran or was written
