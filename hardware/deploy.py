@@ -29,12 +29,7 @@ from dualctl.config import Config, load_config
 from dualctl.errors import ConfigError, DualctlError
 from dualctl.runtime.clock import Clock
 from dualctl.runtime.config import RuntimeConfig
-from dualctl.runtime.factories import (
-    check_planner_camera,
-    load_runtime_tracker,
-    make_clock,
-    planner_client,
-)
+from dualctl.runtime.factories import load_runtime_tracker, make_clock, planner_client
 from dualctl.runtime.scheduler import run_controller
 from dualctl.runtime.telemetry import RunSummary, Telemetry
 from dualctl.types import GRIPPER_STROKE_M, Action, GripperCommand
@@ -108,7 +103,6 @@ def run(args: argparse.Namespace) -> int:
     clock = make_clock(config.runtime)
     tracker = load_runtime_tracker(config)  # torch before any EGL context (see the runtime)
     view = tracker.cameras[0]
-    check_planner_camera(config.planner.checkpoint, view)  # before any device or emulator
     camera, instruction = None, args.instruction
     if dry_run:  # the replayed frames are of the tracker's view, delivered under its name
         camera, instruction = _dry_run_camera(config, view)
@@ -197,12 +191,12 @@ async def deploy(
 ) -> tuple[list[tuple], RunSummary]:
     """Connect, check health, run the pre-flight gripper check, then the controller for
     ``duration_s`` (s). Always closes the body (which stops it) and the emulators."""
-    hardware, emulators = config.hardware, None
-    if dry_run:
-        emulators, hardware = await start_emulators(hardware, object_width_m)
-    body = HardwareBody.from_config(hardware, camera)
-    plans = planner_client(config, clock, tracker.cameras[0])
+    plans = planner_client(config, clock, tracker.cameras[0])  # a planner of another view: refused
+    hardware, emulators, body = config.hardware, None, None
     try:
+        if dry_run:
+            emulators, hardware = await start_emulators(hardware, object_width_m)
+        body = HardwareBody.from_config(hardware, camera)
         await body.connect()
         health = await body.health()
         if not health.ok:
@@ -221,7 +215,8 @@ async def deploy(
         return rows, summary
     finally:
         await plans.close()
-        await body.close()
+        if body is not None:
+            await body.close()
         if emulators is not None:
             await emulators.stop()
 
