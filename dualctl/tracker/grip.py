@@ -48,7 +48,15 @@ SET_DOWN_SPEED, SET_DOWN_S = 0.005, 0.3
 #: Or once it is back within PICK_HEIGHT_TOLERANCE_M (m) of the height it was picked at, after
 #: a lift of at least LIFTED_M (m): the support it stood on is there (the head, still
 #: tracking, can bob on it for seconds without pushing steadily).
-PICK_HEIGHT_TOLERANCE_M, LIFTED_M = 0.006, 0.02
+PICK_HEIGHT_TOLERANCE_M, LIFTED_M = 0.006, 0.03
+#: A carried object the head has brought back down within SET_DOWN_BAND_M (m) of the height it
+#: was picked at (after a lift of LIFTED_M) and stops moving there (down slower than
+#: HOVER_SPEED, across slower than HOVER_XY_SPEED, m/s) for HOVER_S (s) more than not, is set
+#: down by the reflex: straight down at LOWER_SPEED (m/s) until the support stops it. A head
+#: that grasped lower on the object than its demonstrator stops that much short of the
+#: support and hovers there, the object never touching down.
+SET_DOWN_BAND_M, HOVER_S, LOWER_SPEED = 0.025, 0.3, 0.02
+HOVER_SPEED, HOVER_XY_SPEED = 0.01, 0.02
 #: After letting go the reflex lifts the open hand this far (m) at RETREAT_SPEED (m/s).
 RETREAT_M, RETREAT_SPEED = 0.04, 0.05
 #: Fingers closer than this (m) with less than MISSED_NORMAL_N (N) felt have closed on nothing.
@@ -181,8 +189,10 @@ class GripReflex:
     Letting go is the other event touch and motion tell at once: when the head lowers a carried
     object and the arm stops although the head still asks to go down (:data:`SET_DOWN_S`),
     something carries the object; so it does when the head brings the object back to the
-    height it was picked from (the support it stood on). The reflex then opens the hand and
-    lifts it clear (:data:`RETREAT_M`) before the head has the arm again. A head cloned from
+    height it was picked from (the support it stood on). When the head stops short of that
+    height (within :data:`SET_DOWN_BAND_M`, hovering) the reflex owns the arm and lowers it
+    straight down until the support stops it. The reflex then opens the hand and lifts it clear
+    (:data:`RETREAT_M`) before the head has the arm again. A head cloned from
     demonstrations is slow to make that decision itself: its width output drifts towards
     "open" without crossing the hysteresis band, and the hand stays closed on a placed object.
 
@@ -234,6 +244,8 @@ class GripReflex:
     def _forget_grasp(self) -> None:
         self.grasp_z: float | None = None
         self._lifted = False
+        self.lowering = False
+        self._hover_s = 0.0
 
     @property
     def state(self) -> str:
@@ -281,7 +293,10 @@ class GripReflex:
 
     def _velocity(self, head: np.ndarray, time_s: float, dt: float) -> np.ndarray:
         velocity = head.copy()
-        if self.probe.carried:
+        if self.lowering:
+            velocity[:] = 0.0
+            velocity[2] = -LOWER_SPEED
+        elif self.probe.carried:
             velocity[2] = min(velocity[2], self._vz + RESUME_ACCEL * dt)
         elif self.landed_at is None:
             velocity[2] = min(velocity[2], 0.0)
@@ -300,10 +315,23 @@ class GripReflex:
         z = float(proprio[PROPRIO_Z])
         if self.grasp_z is not None and z >= self.grasp_z + LIFTED_M:
             self._lifted = True
+        self.lowering = self.lowering or self._hovering_near_support(head, z, dt)
+        if self.lowering:  # the reflex's own descent is what pushes
+            head = np.array([0.0, 0.0, -LOWER_SPEED, 0.0])
         pushing = head[2] < -SET_DOWN_SPEED and proprio[PROPRIO_VZ] > 0.2 * head[2]
         back_down = self._lifted and z <= self.grasp_z + PICK_HEIGHT_TOLERANCE_M
         self._pushing_s = max(0.0, self._pushing_s + (dt if pushing or back_down else -dt))
         return self._pushing_s >= SET_DOWN_S
+
+    def _hovering_near_support(self, head: np.ndarray, z: float, dt: float) -> bool:
+        """Whether the head has stopped lowering the object just above its pick height for
+        HOVER_S (time stopped there counts up, time going down or out of the band counts
+        down)."""
+        near = self._lifted and z <= self.grasp_z + SET_DOWN_BAND_M
+        # no longer going down (or going back up), nor still carrying it across
+        stopped = head[2] > -HOVER_SPEED and float(np.linalg.norm(head[:2])) < HOVER_XY_SPEED
+        self._hover_s = max(0.0, self._hover_s + (dt if near and stopped else -dt))
+        return self._hover_s >= HOVER_S
 
     def _missed(self, proprio: np.ndarray | None) -> bool:
         """Whether the fingers have closed on nothing (``regrasp`` only), by the touch this

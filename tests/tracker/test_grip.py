@@ -11,9 +11,14 @@ from dualctl.sim.tasks import sample_variation
 from dualctl.sim.world import World
 
 from dualctl.tracker.grip import (
+    HOVER_S,
+    LIFTED_M,
+    LOWER_SPEED,
+    PICK_HEIGHT_TOLERANCE_M,
     PROBE_SPEED,
     RETREAT_M,
     RETREAT_SPEED,
+    SET_DOWN_BAND_M,
     SET_DOWN_S,
     GripReflex,
     SlipProbe,
@@ -212,13 +217,67 @@ def test_reflex_lets_go_where_the_object_was_picked_from_only_after_a_lift():
     for step in range(1, 200):  # still just above the pick height, never lifted: keep holding
         reflex(still(), tactile(20, 1), step * 0.005, proprio(0.032, 0.0))
     assert reflex.state == "carrying"
-    reflex(head_action(0.01, vz=0.05), tactile(20, 1), 1.0, proprio(0.06, 0.05))  # carried up
+    reflex(head_action(0.01, vz=0.05), tactile(20, 1), 1.0, proprio(0.07, 0.05))  # carried up
     t = 1.0
     while reflex.state == "carrying" and t < 3.0:
         t += 0.005
         action = reflex(still(), tactile(20, 1), t, proprio(0.034, 0.0))
     assert reflex.state == "releasing" and t - 1.0 == pytest.approx(SET_DOWN_S, abs=0.01)
     assert action.gripper.width_m == GRIPPER_STROKE_M
+
+
+def hovering_head(vx: float = 0.0) -> Action:
+    """A head holding a carried object still (closed, no vertical motion)."""
+    return Action(np.array([vx, 0.0, 0.0, 0.0], np.float32), GripperCommand(0.01, 0.05, 80.0))
+
+
+def lifted_reflex(picked_at_z: float = 0.03) -> GripReflex:
+    reflex = carrying_reflex(picked_at_z)
+    lifted_to = picked_at_z + LIFTED_M + 0.01
+    reflex(head_action(0.01, vz=0.05), tactile(20, 1), 0.995, proprio(lifted_to, 0.05))
+    return reflex
+
+
+def test_reflex_sets_down_an_object_the_head_holds_still_just_above_its_pick_height():
+    reflex, t, z = lifted_reflex(picked_at_z=0.03), 1.0, 0.03 + SET_DOWN_BAND_M - 0.005
+    action = reflex(hovering_head(), tactile(20, 1), t, proprio(z, 0.0))
+    assert action.ee_velocity[2] == 0.0  # the head's command, until it has hovered HOVER_S
+    while not reflex.lowering and t < 2.0:
+        t += 0.005
+        action = reflex(hovering_head(), tactile(20, 1), t, proprio(z, 0.0))
+    assert t - 1.0 == pytest.approx(HOVER_S, abs=0.01)
+    np.testing.assert_allclose(action.ee_velocity, (0.0, 0.0, -LOWER_SPEED, 0.0))
+    while reflex.state == "carrying" and t < 3.0:  # straight down until the support stops it
+        assert action.ee_velocity[0] == 0.0  # the head's drift ignored
+        t, vz = t + 0.005, -LOWER_SPEED if z > 0.03 else 0.0
+        z += vz * 0.005
+        action = reflex(hovering_head(vx=0.01), tactile(20, 1), t, proprio(z, vz))
+    assert reflex.state == "releasing" and z <= 0.03 + PICK_HEIGHT_TOLERANCE_M
+    assert action.gripper.width_m == GRIPPER_STROKE_M and action.ee_velocity[2] > 0
+
+
+@pytest.mark.parametrize(
+    "height_above_pick, head",
+    [
+        (SET_DOWN_BAND_M + 0.005, hovering_head()),  # held still, but higher than the band
+        (SET_DOWN_BAND_M - 0.005, hovering_head(vx=0.05)),  # still carrying it across
+        (SET_DOWN_BAND_M - 0.005, head_action(0.01, vz=-0.03)),  # still lowering it itself
+    ],
+)
+def test_reflex_leaves_the_arm_to_a_head_still_moving_or_above_the_band(height_above_pick, head):
+    reflex = lifted_reflex(picked_at_z=0.03)
+    z, vz = 0.03 + height_above_pick, float(head.ee_velocity[2])  # the arm moves as asked
+    for step in range(1, 200):
+        action = reflex(head, tactile(20, 1), 1.0 + step * 0.005, proprio(z, vz))
+    assert not reflex.lowering and reflex.state == "carrying"
+    assert action.ee_velocity[2] == pytest.approx(head.ee_velocity[2])
+
+
+def test_reflex_never_sets_down_an_object_it_has_not_lifted():
+    reflex = carrying_reflex(picked_at_z=0.03)
+    for step in range(1, 200):  # just after the probe, below LIFTED_M: the head is still lifting
+        reflex(hovering_head(), tactile(20, 1), step * 0.005, proprio(0.03 + 0.01, 0.0))
+    assert not reflex.lowering and reflex.state == "carrying"
 
 
 def at(z: float, width: float) -> np.ndarray:
