@@ -34,6 +34,8 @@ class SafetyConfig:
             limit, which leaves the press the arm's servo has built up (a stiff stage held
             160-260 N against a 150 N limit) and stops the arm backing off too.
         wrench_admittance: back-off speed per N of force over the limit (m/s/N), with "yield".
+        wrench_backoff_mps: the slowest back-off (m/s) while yielding, also under the limit:
+            an arm that stood still there would keep pressing (its servo holds the force).
         wrench_release: with "yield", the arm has its motion back once the force falls below
             this fraction of ``max_wrench_n``.
         max_obs_age_s: an observation whose oldest force/tactile/proprio stream is older than
@@ -56,6 +58,7 @@ class SafetyConfig:
     max_wrench_n: float = 150.0
     wrench_response: str = "yield"
     wrench_admittance: float = 0.001
+    wrench_backoff_mps: float = 0.01
     wrench_release: float = 0.7
     max_obs_age_s: float = 0.05
     max_plan_age_s: float = 4.0
@@ -84,6 +87,7 @@ class SafetyConfig:
         check_range(f"{key}.watchdog_misses", self.watchdog_misses, 1)
         check_choice(f"{key}.wrench_response", self.wrench_response, ("stop", "yield"))
         check_range(f"{key}.wrench_admittance", self.wrench_admittance, 0.0, 0.1)
+        check_range(f"{key}.wrench_backoff_mps", self.wrench_backoff_mps, 0.0, 1.0)
         check_range(f"{key}.wrench_release", self.wrench_release, 0.1, 1.0)
         check_choice(f"{key}.estop_mode", self.estop_mode, ("hold", "open"))
         check_range(f"{key}.health_period_s", self.health_period_s, 0.001, 10.0)

@@ -152,14 +152,17 @@ class SafetySupervisor:
         ``force_vector`` is the wrist force (N): what the arm exerts on the hand, so a
         contact pushes the hand along minus it and motion along it presses harder. The
         back-off keeps any commanded motion away from the contact and adds
-        ``wrench_admittance`` m/s per N over the limit; everything else waits."""
+        ``wrench_admittance`` m/s per N over the limit, at least ``wrench_backoff_mps``;
+        everything else waits. The floor matters under the limit: an arm held still presses
+        on (its servo keeps the force it has built up), so a back-off that ended at the limit
+        left the hand pressing between the release level and the limit for good."""
         velocity = np.zeros(4, np.float32)
         limit, what = self.limits.max_wrench_n, "stop motion"
         if self.limits.wrench_response == "yield":
             pressing = np.asarray(force_vector, np.float32) / max(force, 1e-6)
             away = min(0.0, float(action.ee_velocity[:3] @ pressing))
-            backoff = min(self.limits.max_speed_mps,
-                          self.limits.wrench_admittance * max(0.0, force - limit))  # fmt: skip
+            over = self.limits.wrench_admittance * max(0.0, force - limit)
+            backoff = min(self.limits.max_speed_mps, max(self.limits.wrench_backoff_mps, over))
             velocity[:3] = (away - backoff) * pressing
             what = f"back off at {backoff * 1e3:.0f} mm/s"
         reason = f"wrist force {force:.1f} N (limit {limit:.1f} N): {what}"

@@ -127,6 +127,30 @@ def test_wrist_force_over_the_limit_stops_motion_but_keeps_the_grip():
     assert sent.ee_velocity[2] == pytest.approx(-0.2) and not notes
 
 
+def test_yielding_never_leaves_the_arm_pressing_between_the_release_level_and_the_limit():
+    """A stiff contact whose force stays while the arm stands still (a servo holding its
+    press) and a head that keeps pushing down: the arm must keep backing off until the force
+    is released, not stop under the limit and press there for good."""
+    limits = SafetyConfig()
+    safety, period = SafetySupervisor(limits, period_s=0.005), 0.005
+    stiffness, depth = 20000.0, 0.0076  # N/m, m: 152 N, just over the 150 N limit
+    release = limits.wrench_release * limits.max_wrench_n
+    pressed_s = longest_s = 0.0
+    for tick in range(400):
+        t = 1.0 + tick * period
+        obs = observe(t)
+        obs.wrench[:3] = (0.0, 0.0, -stiffness * max(depth, 0.0))
+        sent, _ = safety.filter(command(velocity=(0.0, 0.0, -0.02, 0.0)), obs, t)
+        depth -= float(sent.ee_velocity[2]) * period
+        pressed_s = pressed_s + period if stiffness * depth > release else 0.0
+        longest_s = max(longest_s, pressed_s)
+    # pressed from the release level up to the limit by the head, then back off at the floor
+    gap = limits.max_wrench_n - release
+    assert (
+        longest_s < gap / (stiffness * 0.02) + gap / (stiffness * limits.wrench_backoff_mps) + 0.05
+    )
+
+
 def test_yielding_to_wrist_force_backs_off_until_the_force_is_released():
     safety = SafetySupervisor(SafetyConfig(), period_s=0.005)  # "yield" is the default
     obs = observe()
@@ -136,9 +160,11 @@ def test_yielding_to_wrist_force_backs_off_until_the_force_is_released():
     assert sent.gripper.width_m == pytest.approx(0.01) and notes[0].kind == "wrench_limit"
     sent, _ = safety.filter(command(velocity=(0.0, 0.0, 0.05, 0.0)), obs, 1.005)
     assert sent.ee_velocity[2] == pytest.approx(0.1)  # moving away is kept, and backs off more
-    obs.wrench[:3] = (0.0, 0.0, -120.0)  # under the limit, above 0.7 of it: still yielding
+    obs.wrench[:3] = (0.0, 0.0, -120.0)  # under the limit, above 0.7 of it: still backing off
     sent, notes = safety.filter(command(velocity=(0.1, 0.0, -0.2, 0.0)), obs, 1.01)
-    assert not sent.ee_velocity.any() and notes
+    floor = SafetyConfig().wrench_backoff_mps
+    np.testing.assert_allclose(sent.ee_velocity, (0.0, 0.0, floor, 0.0), atol=1e-6)
+    assert notes
     obs.wrench[:3] = (0.0, 0.0, -100.0)  # released
     sent, notes = safety.filter(command(velocity=(0.1, 0.0, -0.2, 0.0)), obs, 1.015)
     assert sent.ee_velocity[2] == pytest.approx(-0.2) and not notes
