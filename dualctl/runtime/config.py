@@ -116,6 +116,10 @@ class RuntimeConfig:
             reference times the checkpoint's head was trained on (else a CheckpointError).
         blend_s: a late plan is stitched: the old reference is kept up to ``arrival +
             lookahead`` and blends into the new plan over this time (s).
+        plan_alignment: where the robot is on a plan's timeline: "clock" (it keeps the plan's
+            pace) or "latent" (the plan time whose latent is nearest the current view,
+            searched forward from the last match; a new plan replaces the old one, no
+            blend). The reference is read ``lookahead`` after that point.
         plan_latency_s: virtual clock: simulated planner latency (s) between request and
             arrival when ``plan_latency_mode`` is "fixed"; added on top of the real latency in
             real-time mode as an injected delay when ``inject_delay`` is true.
@@ -145,6 +149,7 @@ class RuntimeConfig:
     max_plans_in_flight: int = 3
     lookahead_s: float = 0.0
     blend_s: float = 0.25
+    plan_alignment: str = "clock"
     plan_latency_s: float = 0.3
     plan_latency_mode: str = "fixed"
     inject_delay: bool = False
@@ -166,6 +171,7 @@ class RuntimeConfig:
         check_range("runtime.max_plans_in_flight", self.max_plans_in_flight, 1, 16)
         check_range("runtime.lookahead_s", self.lookahead_s, 0.0, 5.0)
         check_range("runtime.blend_s", self.blend_s, 0.0, 10.0)
+        check_choice("runtime.plan_alignment", self.plan_alignment, ("clock", "latent"))
         check_range("runtime.plan_latency_s", self.plan_latency_s, 0.0, 60.0)
         check_choice("runtime.plan_latency_mode", self.plan_latency_mode, ("fixed", "measured"))
         check_range("runtime.planner_timeout_s", self.planner_timeout_s, 0.01, 600.0)

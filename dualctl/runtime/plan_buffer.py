@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dualctl.errors import ConfigError
 from dualctl.types import Observation, Plan
 
 #: Extra knots placed inside the blend window so its smooth weight survives linear interpolation.
@@ -62,6 +63,14 @@ class LatentTrajectory:
         w = (t - times[i - 1]) / (times[i] - times[i - 1])
         return ((1.0 - w) * self.latents[i - 1] + w * self.latents[i]).astype(np.float32)
 
+    def at_many(self, ts: np.ndarray) -> np.ndarray:
+        """Latents (N, D) at times ``ts`` (N,) s, as :meth:`at` gives them one by one."""
+        ts = np.clip(np.asarray(ts, np.float64), self.times[0], self.times[-1])
+        i = np.clip(np.searchsorted(self.times, ts, side="right"), 1, len(self.times) - 1)
+        span = self.times[i] - self.times[i - 1]
+        w = ((ts - self.times[i - 1]) / np.where(span > 0, span, 1.0))[:, None]
+        return ((1.0 - w) * self.latents[i - 1] + w * self.latents[i]).astype(np.float32)
+
     @property
     def end(self) -> float:
         return float(self.times[-1])
@@ -88,19 +97,36 @@ def stitch(
 
 
 class PlanBuffer:
-    """The current reference trajectory and its freshness.
+    """The current reference trajectory, its freshness, and where on it the robot is.
+
+    Where the robot is on the plan's timeline (:meth:`position`) is the clock
+    (``alignment="clock"``: the robot keeps the plan's pace) or the plan time whose latent is
+    nearest the robot's current one (``"latent"``), searched forward from the last match up
+    to now every ``step_s`` (s). A plan shows the pace of the demonstrations it was trained on;
+    a robot that lags it (a late plan, a slow grasp) is then still shown the part just ahead
+    of it, not the plan's end. In latent mode a new plan replaces the old one outright (its
+    timeline starts where the robot was when it was conditioned; no blend is needed to stay
+    continuous, the robot's own latent places it).
 
     Args:
         blend_s: length of the blend from the old plan into a new one, s.
         max_age_s: a plan conditioned longer ago than this (s) is stale.
+        alignment: "clock" or "latent".
+        step_s: latent alignment's search step, s.
     """
 
-    def __init__(self, blend_s: float, max_age_s: float):
+    def __init__(
+        self, blend_s: float, max_age_s: float, alignment: str = "clock", step_s: float = 0.05
+    ):
+        if alignment not in ("clock", "latent"):
+            raise ConfigError("runtime.plan_alignment", alignment, '"clock" or "latent"')
         self.blend_s, self.max_age_s = blend_s, max_age_s
+        self.alignment, self.step_s = alignment, step_s
         self.trajectory: LatentTrajectory | None = None
         self.plan: Plan | None = None
         self.conditioned_at = -np.inf
         self.valid_until = -np.inf
+        self.progress = -np.inf
 
     def install(self, plan: Plan, latents: np.ndarray, now: float, lookahead_s: float) -> str:
         """Take a new plan whose frames encode to ``latents`` (K, D), arriving at ``now`` (s).
@@ -111,7 +137,10 @@ class PlanBuffer:
         if plan.conditioned_at <= self.conditioned_at:
             return "dropped"
         new = LatentTrajectory(plan.times.copy(), np.asarray(latents, np.float32))
-        if self.trajectory is None or self.is_stale(now):
+        if self.alignment == "latent":
+            self.trajectory, how = new, "swapped"
+            self.progress = plan.conditioned_at
+        elif self.trajectory is None or self.is_stale(now):
             self.trajectory, how = new, "swapped"
         else:
             keep_until = now + lookahead_s
@@ -125,6 +154,19 @@ class PlanBuffer:
             plan.valid_until,
         )
         return how
+
+    def align(self, latent: np.ndarray, now: float) -> None:
+        """Latent alignment: move :attr:`progress` to the plan time, between the last match
+        and ``now`` (s), whose latent is nearest ``latent`` (the robot's current view)."""
+        if self.alignment != "latent" or self.trajectory is None:
+            return
+        candidates = np.arange(self.progress, max(self.progress, now) + 1e-9, self.step_s)
+        gaps = np.linalg.norm(self.trajectory.at_many(candidates) - latent, axis=1)
+        self.progress = float(candidates[int(np.argmin(gaps))])
+
+    def position(self, now: float) -> float:
+        """The time (s) on the plan's timeline where the robot is at ``now``."""
+        return now if self.alignment == "clock" else self.progress
 
     def is_stale(self, now: float) -> bool:
         """No plan, past its ``valid_until``, or older than ``max_age_s``."""

@@ -111,7 +111,9 @@ class Controller:
         self.on_frame = on_frame
         has_arm = getattr(getattr(body, "spec", None), "has_arm", True)
         self.safety = SafetySupervisor(config.safety, self.period_s, has_arm)
-        self.buffer = PlanBuffer(config.blend_s, config.safety.max_plan_age_s)
+        self.buffer = PlanBuffer(
+            config.blend_s, config.safety.max_plan_age_s, config.plan_alignment
+        )
         self.slack = _Slack()
         self.latest: Observation | None = None
         self.latent: np.ndarray | None = None
@@ -204,7 +206,7 @@ class Controller:
     def _reference(self, now: float) -> tuple[np.ndarray | None, bool]:
         if self.buffer.is_stale(now):
             return None, False
-        return self.buffer.reference(now + self.tracker.lookahead_s), True
+        return self.buffer.reference(self.buffer.position(now) + self.tracker.lookahead_s), True
 
     def _tracker_act(self, observation, reference, now, notes) -> Action | None:
         try:
@@ -243,6 +245,7 @@ class Controller:
         latent = self.tracker.encode_view(observation.images)
         if np.isfinite(latent).all():
             self.latent = latent
+            self.buffer.align(latent, self.clock.now())
         else:
             log.warning("tracker.encode gave a non-finite latent; keeping the previous one")
 
@@ -304,7 +307,7 @@ class Controller:
         periodic = last_request + self.config.replan_period_s
         if busy:
             return max(now, periodic)
-        time_left = self.buffer.time_left(now + self.tracker.lookahead_s)
+        time_left = self.buffer.time_left(self.buffer.position(now) + self.tracker.lookahead_s)
         running_out = now + time_left - self.config.replan_margin_s
         return max(now, min(periodic, running_out))
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from dualctl.errors import ConfigError
 from dualctl.runtime.plan_buffer import PlanBuffer, validate_plan
 from dualctl.types import PROPRIO_DIM, TACTILE_SHAPE, Observation, Plan
 
@@ -77,3 +78,50 @@ def test_stitching_keeps_the_new_plans_tail(blend_s):
     buffer.install(b, lb, now=0.6, lookahead_s=0.1)
     assert buffer.time_left(0.6) == pytest.approx(b.times[-1] - 0.6)
     np.testing.assert_allclose(buffer.reference(b.times[-1]), [3.0, 3.0])
+
+
+def ramp_plan(conditioned_at):
+    """A plan whose latent's first value is its own time after conditioning (0.25 .. 2 s)."""
+    plan, latents = make_plan(conditioned_at, 0.0)
+    latents[:, 0] = plan.times - conditioned_at
+    return plan, latents
+
+
+def test_clock_alignment_places_the_robot_at_now_whatever_it_sees():
+    buffer = PlanBuffer(blend_s=0.25, max_age_s=4.0)
+    buffer.install(*ramp_plan(0.0), now=0.3, lookahead_s=0.5)
+    buffer.align(np.array([0.25, 0.0], np.float32), now=1.3)  # ignored by the clock
+    assert buffer.position(1.3) == 1.3
+
+
+def test_latent_alignment_follows_a_lagging_robot_and_never_goes_back():
+    buffer = PlanBuffer(blend_s=0.25, max_age_s=4.0, alignment="latent")
+    plan, latents = ramp_plan(0.0)
+    assert buffer.install(plan, latents, now=1.3, lookahead_s=0.5) == "swapped"
+    assert buffer.position(1.3) == 0.0  # where the plan starts: the robot's view at 0 s
+    buffer.align(np.array([0.5, 0.0], np.float32), now=1.3)  # it has done 0.5 s of the plan
+    assert buffer.position(1.3) == pytest.approx(0.5)
+    np.testing.assert_allclose(buffer.reference(buffer.position(1.3) + 0.5), [1.0, 0.0])
+    buffer.align(np.array([0.1, 0.0], np.float32), now=1.4)  # looks earlier: stays put
+    assert buffer.position(1.4) == pytest.approx(0.5)
+    buffer.align(np.array([1.9, 0.0], np.float32), now=1.45)  # looks later than the clock
+    assert buffer.position(1.45) == pytest.approx(1.45)
+    later, later_latents = ramp_plan(1.0)  # a new plan starts where the robot was at 1 s
+    buffer.install(later, later_latents, now=2.3, lookahead_s=0.5)
+    assert buffer.position(2.3) == 1.0
+    np.testing.assert_allclose(buffer.reference(1.0 + 0.5), [0.5, 0.0])
+
+
+def test_plan_alignment_must_be_clock_or_latent():
+    with pytest.raises(ConfigError, match="plan_alignment"):
+        PlanBuffer(blend_s=0.25, max_age_s=4.0, alignment="state")
+
+
+def test_latents_at_many_times_match_one_at_a_time():
+    plan, latents = ramp_plan(0.0)
+    latents[:, 1] = np.cos(plan.times)
+    buffer = PlanBuffer(blend_s=0.25, max_age_s=4.0)
+    buffer.install(plan, latents, now=0.3, lookahead_s=0.5)
+    ts = np.array([-1.0, 0.25, 0.3, 1.01, 1.99, 2.0, 5.0])
+    expected = np.stack([buffer.trajectory.at(t) for t in ts])
+    np.testing.assert_allclose(buffer.trajectory.at_many(ts), expected, atol=1e-6)
