@@ -24,6 +24,8 @@ def test_defaults_load_and_overrides_apply():
         ("seed=1.5", "seed", "Integer"),
         ("tracker.rate_hz=5000", "tracker.rate_hz", "[1.0, 1000.0]"),
         ("sim.split=test", "sim.split", "'heldout'"),
+        ("runtime.plan_alignment=state", "runtime.plan_alignment", "'latent'"),
+        ("runtime.safety.wrench_backoff_mps=-1", "runtime.safety.wrench_backoff_mps", "[0.0"),
         ("hardware=no_such_rig", "hardware", "YAML path"),
         ("justaword", "justaword", "key=value"),
     ],

@@ -15,13 +15,17 @@ def in_process(latency_s=0.3, **planner_kwargs):
     return lambda clock: InProcessPlanClient(TargetPlanner(**planner_kwargs), clock, latency_s)
 
 
-def test_closed_loop_follows_the_plan_to_its_target():
-    summary, telemetry, body, _ = run_virtual(in_process(), duration_s=3.0)
+@pytest.mark.parametrize("alignment", ["clock", "latent"])
+def test_closed_loop_follows_the_plan_to_its_target(alignment):
+    config = RuntimeConfig(plan_alignment=alignment)
+    summary, telemetry, body, _ = run_virtual(in_process(), duration_s=3.0, config=config)
     assert summary.plans >= 5 and summary.planner_failures == {}
     assert body.position[0] == pytest.approx(0.1, abs=0.005)
     assert body.width < 0.04  # the gripper closed on the object
     assert summary.following_fraction > 0.85  # only the wait for the first plan holds
     assert summary.interventions == {}
+    hows = {e["how"] for e in telemetry.events if e["type"] == "plan"}
+    assert hows == ({"swapped"} if alignment == "latent" else {"swapped", "stitched"})
 
 
 @pytest.mark.parametrize("blend_s", [0.25, 0.0])
