@@ -68,6 +68,10 @@ REGRASP_BAND_M = 0.01
 #: BLOCKED_WRIST_N (N) for BLOCKED_S (s) sits on top of something (fingertips on the object):
 #: a blocked grasp, which opens and lifts clear like a miss and closes again only lower down.
 BLOCKED_WRIST_N, BLOCKED_S = 30.0, 0.1
+#: An open hand whose pads feel more than BUMP_TOUCH_N (N, normal + shear) while the wrist is
+#: pushed back harder than BUMP_WRIST_N (N) is down on the object with its fingertips: it
+#: rises at BUMP_BACKOFF_SPEED (m/s) while the head keeps steering it across.
+BUMP_TOUCH_N, BUMP_WRIST_N, BUMP_BACKOFF_SPEED = 1.0, 30.0, 0.02
 
 
 def felt_forces(tactile: np.ndarray) -> tuple[float, float]:
@@ -353,6 +357,16 @@ class GripReflex:
         self._blocked_s = self._blocked_s + dt if pushed else 0.0
         return self._blocked_s >= BLOCKED_S
 
+    def _landed_on_top(self, tactile, proprio, wrench) -> bool:
+        """Whether the open hand is down on the object with its fingertips: the pads touch it
+        and the wrist is pushed back (a stiff arm crushes a fragile object within a few
+        ticks of that first touch)."""
+        if proprio is None or wrench is None:
+            return False
+        normal, shear = felt_forces(tactile)
+        touched = normal + shear > BUMP_TOUCH_N
+        return touched and float(np.linalg.norm(wrench[:3])) > BUMP_WRIST_N
+
     def _retreat(self, action: Action, proprio: np.ndarray | None) -> Action | None:
         """Open and lift clear after a set-down or a missed grasp; None once clear (the head
         acts again)."""
@@ -390,6 +404,10 @@ class GripReflex:
             self.probe, self.landed_at = None, None
             self._forget_grasp()
             self._vz = float(action.ee_velocity[2])
+            if self._landed_on_top(tactile, proprio, wrench):
+                velocity = action.ee_velocity.copy()
+                velocity[2] = BUMP_BACKOFF_SPEED
+                return Action(velocity, action.gripper, action.timestamp)
             if self.missed_at_z is not None or self.blocked_at_z is not None:  # kept open
                 gripper = GripperCommand(GRIPPER_STROKE_M, action.gripper.speed_mps,
                                          action.gripper.force_n)  # fmt: skip

@@ -11,6 +11,7 @@ from dualctl.sim.tasks import sample_variation
 from dualctl.sim.world import World
 
 from dualctl.tracker.grip import (
+    BUMP_BACKOFF_SPEED,
     HOVER_S,
     LIFTED_M,
     LOWER_SPEED,
@@ -333,3 +334,32 @@ def test_a_grasp_pressing_on_its_pads_is_not_blocked():
     for step in range(10):
         held = reflex(closing, tactile(20, 0), 0.05 * step, at(0.03, 0.03), pressing)
     assert held.gripper.width_m == 0.0 and reflex.state != "open"
+
+
+def descending_open_hand() -> Action:
+    velocity = np.array([0.02, -0.01, -0.1, 0.1], np.float32)
+    return Action(velocity, GripperCommand(GRIPPER_STROKE_M, 0.05, 40.0))
+
+
+def wrist(fz: float) -> np.ndarray:
+    wrench = np.zeros(6, np.float32)
+    wrench[2] = fz
+    return wrench
+
+
+def test_an_open_hand_come_down_on_the_object_rises_while_the_head_steers_across():
+    reflex, head = GripReflex(period_s=0.05), descending_open_hand()
+    action = reflex(head, tactile(2, 50), 0.0, proprio(0.07, -0.1), wrist(-100.0))
+    np.testing.assert_allclose(action.ee_velocity, [0.02, -0.01, BUMP_BACKOFF_SPEED, 0.1])
+    assert action.gripper.width_m == GRIPPER_STROKE_M and reflex.state == "open"
+    clear = reflex(head, tactile(0, 0), 0.005, proprio(0.07, 0.0), wrist(-5.0))
+    assert clear is head  # off the object: the head has the arm again at once
+
+
+@pytest.mark.parametrize(
+    "touch, fz",
+    [((2, 1), -5.0), ((0, 0), -100.0)],  # brushing the block's side; pushed with no touch
+)
+def test_an_open_hand_keeps_descending_without_both_touch_and_a_pushed_wrist(touch, fz):
+    reflex, head = GripReflex(period_s=0.05), descending_open_hand()
+    assert reflex(head, tactile(*touch), 0.0, proprio(0.07, -0.1), wrist(fz)) is head
