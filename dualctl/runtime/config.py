@@ -116,10 +116,11 @@ class RuntimeConfig:
             reference times the checkpoint's head was trained on (else a CheckpointError).
         blend_s: a late plan is stitched: the old reference is kept up to ``arrival +
             lookahead`` and blends into the new plan over this time (s).
-        plan_alignment: where the robot is on a plan's timeline: "clock" (it keeps the plan's
-            pace) or "latent" (the plan time whose latent is nearest the current view,
-            searched forward from the last match; a new plan replaces the old one, no
-            blend). The reference is read ``lookahead`` after that point.
+        plan_alignment: where the robot is on a plan's timeline: "latent" (the default: the
+            plan time whose latent is nearest the current view, searched forward from the
+            last match up to now; a new plan replaces the old one, no blend) or "clock" (it
+            keeps the plan's pace; a late plan is stitched). The reference is read
+            ``lookahead`` after that point.
         plan_latency_s: virtual clock: simulated planner latency (s) between request and
             arrival when ``plan_latency_mode`` is "fixed"; added on top of the real latency in
             real-time mode as an injected delay when ``inject_delay`` is true.
@@ -149,7 +150,7 @@ class RuntimeConfig:
     max_plans_in_flight: int = 3
     lookahead_s: float = 0.0
     blend_s: float = 0.25
-    plan_alignment: str = "clock"
+    plan_alignment: str = "latent"
     plan_latency_s: float = 0.3
     plan_latency_mode: str = "fixed"
     inject_delay: bool = False

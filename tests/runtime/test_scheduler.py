@@ -30,7 +30,7 @@ def test_closed_loop_follows_the_plan_to_its_target(alignment):
 
 @pytest.mark.parametrize("blend_s", [0.25, 0.0])
 def test_late_plans_are_stitched_without_jumping_the_reference(blend_s):
-    config = RuntimeConfig(blend_s=blend_s)
+    config = RuntimeConfig(blend_s=blend_s, plan_alignment="clock")
     summary, telemetry, _, tracker = run_virtual(
         in_process(latency_s=0.4, targets=FAR_APART), duration_s=3.0, config=config
     )
