@@ -23,12 +23,18 @@ class FrameRecorder:
         self.snapshots: list[Snapshot] = []
         self._stamp = -math.inf
 
-    def __call__(self, now: float, observation: Observation, plan: Plan | None = None) -> None:
+    def __call__(
+        self,
+        now: float,
+        observation: Observation,
+        plan: Plan | None = None,
+        reference_t: float | None = None,
+    ) -> None:
         stamp = observation.stamps.get(f"image/{self.camera}", observation.timestamp)
         if self.camera in observation.images and stamp > self._stamp:
             self._stamp = stamp
             image = observation.images[self.camera].copy()
-            self.snapshots.append(Snapshot(now, image, plan, self.lookahead_s))
+            self.snapshots.append(Snapshot(now, image, plan, self.lookahead_s, reference_t))
 
 
 def write_rollout(

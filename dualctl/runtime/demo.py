@@ -95,10 +95,9 @@ async def run_task(
     snapshots: list[Snapshot] = []
     camera = tracker.cameras[0]
 
-    def on_frame(now, observation, plan):
-        snapshots.append(
-            Snapshot(now, observation.images[camera].copy(), plan, tracker.lookahead_s)
-        )
+    def on_frame(now, observation, plan, reference_t=None):
+        image = observation.images[camera].copy()
+        snapshots.append(Snapshot(now, image, plan, tracker.lookahead_s, reference_t))
 
     telemetry = Telemetry(
         _telemetry_path(config, task),

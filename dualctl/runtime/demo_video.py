@@ -34,12 +34,15 @@ COLOURS = {
 
 @dataclass
 class Snapshot:
-    """What one panel shows: a camera frame at ``t`` (s) and the plan being followed then."""
+    """What one panel shows: a camera frame at ``t`` (s) and the plan being followed then, with
+    the frame the tracker's reference is read at boxed: the one nearest ``reference_t`` (s, on
+    the plan's timeline), or ``t + lookahead_s`` when that is not known."""
 
     t: float
     image: np.ndarray
     plan: Plan | None
     lookahead_s: float
+    reference_t: float | None = None
 
 
 def _font():
@@ -58,7 +61,9 @@ def _plan_strip(snapshot: Snapshot) -> Image.Image:
     if plan is None:
         draw.text((8, 8), "no plan yet", fill=(200, 200, 200), font=_font())
         return strip
-    target = snapshot.t + snapshot.lookahead_s
+    target = snapshot.reference_t
+    if target is None:
+        target = snapshot.t + snapshot.lookahead_s
     current = int(np.argmin(np.abs(plan.times - target)))
     top = 24
     for k in range(min(plan.horizon, rows * PLAN_COLUMNS)):

@@ -100,7 +100,7 @@ class Controller:
         camera: str = "scene",
         should_stop: Callable[[], bool] | None = None,
         max_duration_s: float | None = None,
-        on_frame: Callable[[float, Observation, Plan | None], None] | None = None,
+        on_frame: Callable[[float, Observation, Plan | None, float], None] | None = None,
     ):
         self.body, self.tracker, self.plans, self.clock = body, tracker, plans, clock
         self.config, self.telemetry = config, telemetry
@@ -239,7 +239,8 @@ class Controller:
         self._image_stamp = stamp
         self.slack.replace("encode_frame", lambda: self._encode_frame(observation), now)
         if self.on_frame is not None:
-            self.on_frame(now, observation, self.buffer.plan)
+            reference_t = self.buffer.position(now) + self.tracker.lookahead_s
+            self.on_frame(now, observation, self.buffer.plan, reference_t)
 
     def _encode_frame(self, observation: Observation) -> None:
         latent = self.tracker.encode_view(observation.images)
@@ -379,7 +380,7 @@ async def run_controller(
     camera: str = "scene",
     should_stop: Callable[[], bool] | None = None,
     max_duration_s: float | None = None,
-    on_frame: Callable[[float, Observation, Plan | None], None] | None = None,
+    on_frame: Callable[[float, Observation, Plan | None, float], None] | None = None,
 ) -> RunSummary:
     """Run the closed loop on a connected ``body`` until ``should_stop()`` or
     ``max_duration_s`` (s), then leave the body holding (or in its e-stop state).
@@ -395,7 +396,8 @@ async def run_controller(
         rate_hz: control rate, Hz (``tracker.rate_hz``).
         instruction: the task instruction given to the planner.
         camera: the camera the tracker encodes and the planner imitates.
-        on_frame: called with (now, observation, current plan) on every new camera frame.
+        on_frame: called with (now, observation, current plan, the plan time its reference is
+            read at) on every new camera frame.
     """
     controller = Controller(
         body, tracker, plans, clock, config, telemetry, rate_hz=rate_hz,

@@ -34,3 +34,18 @@ def test_panel_shows_camera_plan_and_traces(tmp_path):
     gif = Image.open(tmp_path / "x.gif")
     assert gif.n_frames == 6 and gif.info["duration"] == 200  # half rate: 2 / fps
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def boxed_thumbnail(snapshot: Snapshot) -> int:
+    """Index of the plan thumbnail drawn with the yellow box (4 per row, 64 px, rows 78 px
+    apart from y = 24)."""
+    strip = compose_panel(snapshot, traces(), 2.0, "Lift")[:VIEW, VIEW : VIEW + 256]
+    ys, xs = np.nonzero((strip[..., 0] == 255) & (strip[..., 1] == 220) & (strip[..., 2] == 0))
+    return int(xs.min() // 64 + 4 * ((ys.min() - 24) // 78))
+
+
+def test_the_boxed_plan_frame_is_the_one_the_reference_is_read_at():
+    image = np.zeros((64, 64, 3), np.uint8)
+    plan = Plan(np.zeros((8, 64, 64, 3), np.uint8), 1.0 + 0.25 * np.arange(1, 9), 1.0, 3.5, "lift")
+    assert boxed_thumbnail(Snapshot(1.5, image, plan, 0.25)) == 2  # the clock: 1.75 s
+    assert boxed_thumbnail(Snapshot(1.5, image, plan, 0.25, reference_t=1.25)) == 0
