@@ -3,7 +3,8 @@ delay, on the virtual clock (deterministic; the planner runs in its own process 
 ``dualctl demo``, its latency simulated as ``runtime.plan_latency_s`` + the delay).
 
 Episodes are seeds 0..N-1 of ``sim.split``; 95 % Wilson intervals. Resumable: finished
-episodes are kept in ``bench/results/runtime_success_episodes.jsonl`` (delete it to start over).
+episodes are kept in ``bench/results/runtime_success_episodes.jsonl``, keyed by the code, the
+checkpoints and the settings (delete it to start over).
 
     .venv/bin/python bench/runtime_success.py [--episodes 20] [--delays 0,1] [--tasks all]
 """
@@ -44,9 +45,26 @@ EPISODES = Path(__file__).parent / "results" / "runtime_success_episodes.jsonl"
 COSMETIC = ("status_line", "telemetry_path")
 
 
+#: Folders whose Python sources key the cached results: a change to the controller's code
+#: must not reuse episodes run with the old code.
+SOURCE_DIRS = ("dualctl", "sim", "hardware")
+
+
+def source_digest() -> str:
+    """A digest of every Python source of the controller (``SOURCE_DIRS``)."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha1()
+    for folder in SOURCE_DIRS:
+        for path in sorted((root / folder).rglob("*.py")):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def fingerprint(config) -> str:
-    """Identifies the checkpoints and settings, so results of other models are not reused."""
+    """Identifies the code, checkpoints and settings, so results of other models or of other
+    code are not reused."""
     parts = [config.sim.split, str(config.runtime.plan_latency_s), str(config.tracker.rate_hz)]
+    parts.append(f"code={source_digest()}")
     parts += [f"tracker.{k}={getattr(config.tracker, k)}" for k in TRACKER_RUN_KEYS]
     parts += [f"planner.{k}={getattr(config.planner, k)}" for k in PLANNER_RUN_KEYS]
     parts += [f"runtime.{k}={v}" for k, v in vars(config.runtime).items() if k not in COSMETIC]
