@@ -333,8 +333,8 @@ class GripReflex:
         down)."""
         near = self._lifted and z <= self.grasp_z + SET_DOWN_BAND_M
         # no longer going down (or going back up), nor still carrying it across
-        stopped = head[2] > -HOVER_SPEED and float(np.linalg.norm(head[:2])) < HOVER_XY_SPEED
-        self._hover_s = max(0.0, self._hover_s + (dt if near and stopped else -dt))
+        stopped = near and head[2] > -HOVER_SPEED and np.hypot(head[0], head[1]) < HOVER_XY_SPEED
+        self._hover_s = max(0.0, self._hover_s + (dt if stopped else -dt))
         return self._hover_s >= HOVER_S
 
     def _missed(self, proprio: np.ndarray | None) -> bool:
@@ -357,15 +357,15 @@ class GripReflex:
         self._blocked_s = self._blocked_s + dt if pushed else 0.0
         return self._blocked_s >= BLOCKED_S
 
-    def _landed_on_top(self, tactile, proprio, wrench) -> bool:
-        """Whether the open hand is down on the object with its fingertips: the pads touch it
-        and the wrist is pushed back (a stiff arm crushes a fragile object within a few
-        ticks of that first touch)."""
-        if proprio is None or wrench is None:
+    @staticmethod
+    def _landed_on_top(tactile: np.ndarray, wrench: np.ndarray | None) -> bool:
+        """Whether the open hand is down on the object with its fingertips: the wrist is
+        pushed back and the pads touch it (a stiff arm crushes a fragile object within a few
+        ticks of that first touch). The wrist is checked first: it is quiet on most ticks."""
+        if wrench is None or float(np.linalg.norm(wrench[:3])) <= BUMP_WRIST_N:
             return False
         normal, shear = felt_forces(tactile)
-        touched = normal + shear > BUMP_TOUCH_N
-        return touched and float(np.linalg.norm(wrench[:3])) > BUMP_WRIST_N
+        return normal + shear > BUMP_TOUCH_N
 
     def _retreat(self, action: Action, proprio: np.ndarray | None) -> Action | None:
         """Open and lift clear after a set-down or a missed grasp; None once clear (the head
@@ -404,7 +404,7 @@ class GripReflex:
             self.probe, self.landed_at = None, None
             self._forget_grasp()
             self._vz = float(action.ee_velocity[2])
-            if self._landed_on_top(tactile, proprio, wrench):
+            if self._landed_on_top(tactile, wrench):
                 velocity = action.ee_velocity.copy()
                 velocity[2] = BUMP_BACKOFF_SPEED
                 return Action(velocity, action.gripper, action.timestamp)
