@@ -85,6 +85,13 @@ def start_steps(length: int, stride: int) -> np.ndarray:
     return np.arange(max(1, length - stride))
 
 
+def weighted_start_steps(length: int, stride: int, early_steps: int, repeat: int) -> np.ndarray:
+    """:func:`start_steps`, with the first ``early_steps`` listed ``repeat`` times."""
+    steps = start_steps(length, stride)
+    early = steps[:early_steps]
+    return np.concatenate([np.repeat(early, repeat), steps[early_steps:]])
+
+
 class FrameDataset(Dataset):
     """Single frames (every ``every``-th step) for the autoencoder, as (H, W, 3) uint8 tensors."""
 
@@ -106,15 +113,29 @@ class ClipDataset(Dataset):
         proprio: per episode, (T, P) normalised proprio.
         text_index: per episode, the row of its instruction in the embedding table.
         delta_std: (K, C) scale of the latent change at each horizon step.
+        early_steps, early_repeat: clips starting at an episode's first ``early_steps`` steps
+            are listed ``early_repeat`` times (see ``PlannerTrainConfig.start_repeat``).
     """
 
-    def __init__(self, latents, proprio, text_index, delta_std, horizon: int, stride: int):
+    def __init__(
+        self,
+        latents,
+        proprio,
+        text_index,
+        delta_std,
+        horizon: int,
+        stride: int,
+        early_steps: int = 0,
+        early_repeat: int = 1,
+    ):
         self.latents, self.proprio, self.text_index = latents, proprio, text_index
         self.delta_std = delta_std[:, :, None, None]
         self.horizon, self.stride = horizon, stride
-        self.index = np.array(
-            [(e, t) for e, z in enumerate(latents) for t in start_steps(len(z), stride)]
-        )
+        self.index = np.array([
+            (e, t)
+            for e, z in enumerate(latents)
+            for t in weighted_start_steps(len(z), stride, early_steps, early_repeat)
+        ])  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.index)

@@ -72,6 +72,12 @@ class PlannerTrainConfig:
         init: a planner checkpoint folder to fine-tune (empty: train from scratch). Its
             autoencoder, denoiser and latent statistics are loaded; the autoencoder stage is
             skipped and the statistics are kept, so the denoiser sees the scale it learned.
+        start_repeat: clips that start in an episode's first ``start_window_s`` (s) appear
+            this many times per epoch (1: as often as any other). Every run of the controller
+            is planned from that first view (the arm still out of sight above the table) while
+            it is only a few of an episode's hundred-odd clips; underfitted, it was imagined
+            as a still scene on a quarter of the train split's start frames.
+        start_window_s: see ``start_repeat``.
     """
 
     autoencoder_steps: int = 800
@@ -84,8 +90,12 @@ class PlannerTrainConfig:
     frame_stride: int = 2
     checkpoint_every: int = 250
     init: str = ""
+    start_repeat: int = 1
+    start_window_s: float = 0.5
 
     def __post_init__(self):
+        check_range("planner.train.start_repeat", self.start_repeat, 1, 100)
+        check_range("planner.train.start_window_s", self.start_window_s, 0.0, 10.0)
         check_range("planner.train.autoencoder_steps", self.autoencoder_steps, 1)
         check_range("planner.train.autoencoder_batch", self.autoencoder_batch, 1)
         check_range("planner.train.steps", self.steps, 1)

@@ -36,7 +36,7 @@ from dualctl.planner.clips import (
     start_steps,
 )
 from dualctl.planner.clips import frame_stride as clip_stride
-from dualctl.planner.config import PlannerConfig
+from dualctl.planner.config import PlannerConfig, PlannerTrainConfig
 from dualctl.planner.lightning import AutoencoderModule, DiffusionModule
 from dualctl.planner.model import PlannerModel
 from dualctl.planner.text import TextEncoder
@@ -164,7 +164,9 @@ def fit_statistics(model: PlannerModel, latents, data: PlannerEpisodes, stride: 
     model.proprio_std.copy_(proprio.std(0).clamp(min=1e-3))
 
 
-def build_clips(model: PlannerModel, latents, data: PlannerEpisodes, stride: int):
+def build_clips(
+    model: PlannerModel, latents, data: PlannerEpisodes, stride: int, schedule: PlannerTrainConfig
+):
     """The diffusion stage's dataset and its instruction embedding table."""
     mean, std = model.latent_mean[:, None, None], model.latent_std[:, None, None]
     normalised = [((z - mean) / std).half() for z in latents]
@@ -172,7 +174,9 @@ def build_clips(model: PlannerModel, latents, data: PlannerEpisodes, stride: int
     instructions = sorted(set(data.instructions))
     table = torch.from_numpy(TextEncoder().encode_many(instructions))
     text_index = [instructions.index(text) for text in data.instructions]
-    clips = ClipDataset(normalised, proprio, text_index, model.delta_std, model.horizon, stride)
+    early_steps = round(schedule.start_window_s / data.frame_dt)
+    clips = ClipDataset(normalised, proprio, text_index, model.delta_std, model.horizon, stride,
+                        early_steps, schedule.start_repeat)  # fmt: skip
     return clips, table, instructions
 
 
@@ -209,7 +213,7 @@ def _train(dataset, out, export, config, trainer, seed, limit_episodes) -> Train
     model.train()
     if not config.train.init:
         fit_statistics(model, latents, data, stride)
-    clips, table, instructions = build_clips(model, latents, data, stride)
+    clips, table, instructions = build_clips(model, latents, data, stride, config.train)
     log.info("%d clips from %d episodes, %d instructions", len(clips), len(data), len(table))
     schedule = config.train
     module = DiffusionModule(
