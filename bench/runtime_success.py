@@ -2,11 +2,14 @@
 delay, on the virtual clock (deterministic; the planner runs in its own process exactly as in
 ``dualctl demo``, its latency simulated as ``runtime.plan_latency_s`` + the delay).
 
-Episodes are seeds 0..N-1 of ``sim.split``; 95 % Wilson intervals. Resumable: finished
+Episodes are seeds S..S+N-1 of ``sim.split`` (``--first-seed S``, default 0: the seeds the
+README's figures use; the datasets hold train seeds 0-149, so ``--first-seed 150`` gives
+episodes no model was trained on); 95 % Wilson intervals. Resumable: finished
 episodes are kept in ``bench/results/runtime_success_episodes.jsonl``, keyed by the code, the
 checkpoints and the settings (delete it to start over).
 
-    .venv/bin/python bench/runtime_success.py [--episodes 20] [--delays 0,1] [--tasks all]
+    .venv/bin/python bench/runtime_success.py [--episodes 20] [--first-seed 0] [--delays 0,1]
+        [--tasks all]
 """
 
 from __future__ import annotations
@@ -110,11 +113,11 @@ async def run_all(config, jobs: list[tuple], clock: VirtualClock, done: dict, ke
         await plans.close()
 
 
-def summarise(done: dict, delays, tasks, episodes: int) -> list[dict]:
+def summarise(done: dict, delays, tasks, seeds: range) -> list[dict]:
     rows = []
     for task in tasks:
         for delay in delays:
-            runs = [done[(delay, task, s)] for s in range(episodes) if (delay, task, s) in done]
+            runs = [done[(delay, task, s)] for s in seeds if (delay, task, s) in done]
             wins = sum(r["success"] for r in runs)
             low, high = wilson_interval(wins, len(runs)) if runs else (float("nan"),) * 2
             failures: dict[str, int] = {}
@@ -133,6 +136,7 @@ def summarise(done: dict, delays, tasks, episodes: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--delays", default="0,1")
     parser.add_argument("--tasks", default="all")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. sim.split=heldout")
@@ -144,7 +148,8 @@ def main() -> None:
     config = load_config(["runtime.clock=virtual", "runtime.status_line=false", *args.overrides])
     key = fingerprint(config)
     done = load_done(key)
-    jobs = [(d, t, s) for d in delays for t in tasks for s in range(args.episodes)
+    seeds = range(args.first_seed, args.first_seed + args.episodes)
+    jobs = [(d, t, s) for d in delays for t in tasks for s in seeds
             if (d, t, s) not in done]  # fmt: skip
     started = time.perf_counter()
     if jobs:
@@ -154,7 +159,7 @@ def main() -> None:
     # (``--tasks Lift,Fragile`` beside ``--tasks Slippery,Place``) each write the whole table.
     done = load_done(key)
     tasks = [t for t in TASKS if t in tasks or any(k[1] == t for k in done)]
-    rows = summarise(done, delays, tasks, args.episodes)
+    rows = summarise(done, delays, tasks, seeds)
     table = Table(title=f"closed-loop success, planner + tracker ({config.sim.split} split, "
                   f"virtual time, base plan latency {config.runtime.plan_latency_s} s)")  # fmt: skip
     for column in ("task", "injected delay s", "success", "95% Wilson", "failures", "following"):
@@ -168,6 +173,7 @@ def main() -> None:
     Console().print(table)
     result = {
         "rows": rows, "split": config.sim.split, "episodes_per_cell": args.episodes,
+        "first_seed": args.first_seed,
         "base_plan_latency_s": config.runtime.plan_latency_s,
         "wall_s_this_run": time.perf_counter() - started,
     }  # fmt: skip
