@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import time
+from contextlib import closing
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering, before mujoco loads
@@ -33,6 +34,7 @@ from dualctl.data.episode import atomic_write_text  # noqa: E402
 from dualctl.eval.stats import wilson_interval  # noqa: E402
 from dualctl.runtime.clock import VirtualClock  # noqa: E402
 from dualctl.runtime.demo import run_episode  # noqa: E402
+from dualctl.runtime.episodes import on_fresh_virtual_clocks  # noqa: E402
 from dualctl.runtime.factories import (  # noqa: E402
     PLANNER_RUN_KEYS,
     load_runtime_tracker,
@@ -86,31 +88,34 @@ def load_done(key: str) -> dict[tuple, dict]:
     return {(r["delay_s"], r["task"], r["seed"]): r for r in rows if r.get("key") == key}
 
 
-async def run_all(config, jobs: list[tuple], clock: VirtualClock, done: dict, key: str) -> None:
+def run_all(config, jobs: list[tuple], done: dict, key: str) -> None:
+    """Each episode on a fresh virtual clock from 0 s (``on_fresh_virtual_clocks``), so an
+    episode replays the same whatever ran before it in this process."""
     tracker = load_runtime_tracker(config)
-    plans = planner_client(config, clock, tracker.cameras[0])
+    plans = planner_client(config, VirtualClock(), tracker.cameras[0])
     base_latency = config.runtime.plan_latency_s
     EPISODES.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        await plans.start()
-        with Progress() as progress, EPISODES.open("a") as log_file:
-            bar = progress.add_task("episodes", total=len(jobs))
-            for delay, task, seed in jobs:
-                plans.latency_s = base_latency + delay
-                telemetry = Telemetry(deadline_tolerance_s=1.0)
-                row = await run_episode(config, task, seed, clock, tracker, plans, telemetry)
-                record = {
-                    "delay_s": delay, "task": task, "seed": seed, "success": row["success"],
-                    "failure": row["failure"], "episode_s": row["episode_s"],
-                    "wall_s": row["wall_s"], "plans": row["summary"]["plans"],
-                    "following": row["summary"]["following_fraction"], "key": key,
-                }  # fmt: skip
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
-                done[(delay, task, seed)] = record
-                progress.advance(bar)
-    finally:
-        await plans.close()
+
+    async def episode(job, clock):
+        delay, task, seed = job
+        plans.latency_s = base_latency + delay
+        return await run_episode(config, task, seed, clock, tracker, plans,
+                                 Telemetry(deadline_tolerance_s=1.0))  # fmt: skip
+
+    episodes = on_fresh_virtual_clocks(plans, jobs, episode)
+    with closing(episodes), Progress() as progress, EPISODES.open("a") as log_file:
+        bar = progress.add_task("episodes", total=len(jobs))
+        for (delay, task, seed), row in zip(jobs, episodes):
+            record = {
+                "delay_s": delay, "task": task, "seed": seed, "success": row["success"],
+                "failure": row["failure"], "episode_s": row["episode_s"],
+                "wall_s": row["wall_s"], "plans": row["summary"]["plans"],
+                "following": row["summary"]["following_fraction"], "key": key,
+            }  # fmt: skip
+            log_file.write(json.dumps(record) + "\n")
+            log_file.flush()
+            done[(delay, task, seed)] = record
+            progress.advance(bar)
 
 
 def summarise(done: dict, delays, tasks, seeds: range) -> list[dict]:
@@ -153,8 +158,7 @@ def main() -> None:
             if (d, t, s) not in done]  # fmt: skip
     started = time.perf_counter()
     if jobs:
-        clock = VirtualClock()
-        clock.run(run_all(config, jobs, clock, done, key))
+        run_all(config, jobs, done, key)
     # Every task with episodes on record for these models, so runs split across processes
     # (``--tasks Lift,Fragile`` beside ``--tasks Slippery,Place``) each write the whole table.
     done = load_done(key)
