@@ -74,9 +74,9 @@ class PlannerTrainConfig:
             skipped and the statistics are kept, so the denoiser sees the scale it learned.
         start_repeat: clips that start in an episode's first ``start_window_s`` (s) appear
             this many times per epoch (1: as often as any other). Every run of the controller
-            is planned from that first view (the arm still out of sight above the table) while
-            it is only a few of an episode's hundred-odd clips; underfitted, it was imagined
-            as a still scene on a quarter of the train split's start frames.
+            is planned from that first view (the arm still out of sight above the table), and
+            the shipped planner imagines a still scene from a third of the train split's start
+            frames (``bench/planner_starts.py``).
         start_window_s: see ``start_repeat``.
     """
 
