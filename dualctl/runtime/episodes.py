@@ -29,9 +29,9 @@ def on_fresh_virtual_clocks(
     """Start ``plans`` (if any), then for each job run ``episode(job, clock)`` on a new
     :class:`VirtualClock` that ``plans`` also uses, yielding its result; close ``plans`` at
     the end (or when the iteration is abandoned)."""
-    if plans is not None:
-        _run_on_fresh_clock(plans, plans.start)
     try:
+        if plans is not None:
+            _run_on_fresh_clock(plans, plans.start)
         for job in jobs:
             clock = VirtualClock()
             if plans is not None:
