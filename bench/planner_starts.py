@@ -45,31 +45,23 @@ def score(planner, data, episodes: list[int], step_s: float) -> dict:
     cfg = planner.config
     stride = frame_stride(cfg.horizon, cfg.horizon_s, data.frame_dt)
     t = round(step_s / data.frame_dt)
-    frames = np.zeros((len(data),) + data.frames[0].shape[1:], np.uint8)
-    frames[episodes] = np.stack([data.frames[i][t] for i in episodes])
-    proprio = np.zeros((len(data), data.proprio[0].shape[1]), np.float32)
-    proprio[episodes] = np.stack([data.proprio[i][t] for i in episodes])
-    plans = np.zeros((len(data), cfg.horizon) + frames.shape[1:], np.uint8)
-    plans[episodes] = imagine_all(planner, frames[episodes], proprio[episodes],
-                                  [data.instructions[i] for i in episodes])  # fmt: skip
+    frames = np.stack([data.frames[i][t] for i in episodes])
+    proprio = np.stack([data.proprio[i][t] for i in episodes])
+    plans = imagine_all(planner, frames, proprio, [data.instructions[i] for i in episodes])
     one_s = round(1.0 / (cfg.horizon_s / cfg.horizon)) - 1
+    ahead = [future_indices(t, len(data.frames[i]), cfg.horizon, stride) for i in episodes]
+    real_1s = change(np.stack([data.frames[i][f[one_s]] for i, f in zip(episodes, ahead)]), frames)
+    real_2s = change(np.stack([data.frames[i][f[-1]] for i, f in zip(episodes, ahead)]), frames)
     rows = {}
     for task in sorted({data.tasks[i] for i in episodes}):
-        pick = [i for i in episodes if data.tasks[i] == task]
-        futures = [future_indices(t, len(data.frames[i]), cfg.horizon, stride) for i in pick]
-        real_1s = change(np.stack([data.frames[i][f[one_s]] for i, f in zip(pick, futures)]),
-                         frames[pick])  # fmt: skip
-        real_2s = change(np.stack([data.frames[i][f[-1]] for i, f in zip(pick, futures)]),
-                         frames[pick])  # fmt: skip
-        plan_1s, plan_2s = (
-            change(plans[pick, one_s], frames[pick]),
-            change(plans[pick, -1], frames[pick]),
-        )
+        pick = [k for k, i in enumerate(episodes) if data.tasks[i] == task]
+        plan_1s = change(plans[pick, one_s], frames[pick])
+        plan_2s = change(plans[pick, -1], frames[pick])
         rows[task] = {
             "episodes": len(pick),
-            "still": int((plan_1s < STILL_RATIO * real_1s).sum()),
-            "plan_change_1s": float(plan_1s.mean()), "real_change_1s": float(real_1s.mean()),
-            "plan_change_2s": float(plan_2s.mean()), "real_change_2s": float(real_2s.mean()),
+            "still": int((plan_1s < STILL_RATIO * real_1s[pick]).sum()),
+            "plan_change_1s": float(plan_1s.mean()), "real_change_1s": float(real_1s[pick].mean()),
+            "plan_change_2s": float(plan_2s.mean()), "real_change_2s": float(real_2s[pick].mean()),
         }  # fmt: skip
     return rows
 
