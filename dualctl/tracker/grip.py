@@ -70,8 +70,15 @@ REGRASP_BAND_M = 0.01
 BLOCKED_WRIST_N, BLOCKED_S = 30.0, 0.1
 #: An open hand whose pads feel more than BUMP_TOUCH_N (N, normal + shear) while the wrist is
 #: pushed back harder than BUMP_WRIST_N (N) is down on the object with its fingertips: it
-#: rises at BUMP_BACKOFF_SPEED (m/s) while the head keeps steering it across.
-BUMP_TOUCH_N, BUMP_WRIST_N, BUMP_BACKOFF_SPEED = 1.0, 30.0, 0.02
+#: rises at BUMP_BACKOFF_SPEED (m/s) while the head keeps steering it across. The rise is
+#: fast because a stiff position servo moving at v presses with about its damping x v once
+#: blocked (the sim stage: ~120 N at 12 cm/s), and only pulling its target back unloads it.
+BUMP_TOUCH_N, BUMP_WRIST_N, BUMP_BACKOFF_SPEED = 1.0, 30.0, 0.2
+#: After such a bump the open hand goes down no faster than BUMP_DESCENT_SPEED (m/s) until it
+#: is BUMP_CLEAR_M (m) below the height it bumped at (its fingers are past the object's top)
+#: or as far above it: a head steering across lands again, and every landing at its approach
+#: speed adds a spike of force a fragile object may not take.
+BUMP_DESCENT_SPEED, BUMP_CLEAR_M = 0.02, 0.01
 
 
 def felt_forces(tactile: np.ndarray) -> tuple[float, float]:
@@ -244,6 +251,7 @@ class GripReflex:
         self.missed_at_z: float | None = None
         self.blocked_at_z: float | None = None
         self._blocked_s = 0.0
+        self.bumped_at_z: float | None = None
 
     def _forget_grasp(self) -> None:
         self.grasp_z: float | None = None
@@ -367,6 +375,31 @@ class GripReflex:
         normal, shear = felt_forces(tactile)
         return normal + shear > BUMP_TOUCH_N
 
+    def _bump_velocity(
+        self,
+        head: np.ndarray,
+        tactile: np.ndarray,
+        wrench: np.ndarray | None,
+        proprio: np.ndarray | None,
+    ) -> np.ndarray | None:
+        """The open hand's velocity while it is down on the object's top (rising) or has just
+        been (descending gently); None when the head's own command stands."""
+        z = None if proprio is None else float(proprio[PROPRIO_Z])
+        if self._landed_on_top(tactile, wrench):
+            if z is not None:
+                self.bumped_at_z = z if self.bumped_at_z is None else max(self.bumped_at_z, z)
+            velocity = head.copy()
+            velocity[2] = BUMP_BACKOFF_SPEED
+            return velocity
+        if self.bumped_at_z is None or z is None:
+            return None
+        if abs(z - self.bumped_at_z) > BUMP_CLEAR_M:
+            self.bumped_at_z = None
+            return None
+        velocity = head.copy()
+        velocity[2] = max(velocity[2], -BUMP_DESCENT_SPEED)
+        return velocity
+
     def _retreat(self, action: Action, proprio: np.ndarray | None) -> Action | None:
         """Open and lift clear after a set-down or a missed grasp; None once clear (the head
         acts again)."""
@@ -404,10 +437,9 @@ class GripReflex:
             self.probe, self.landed_at = None, None
             self._forget_grasp()
             self._vz = float(action.ee_velocity[2])
-            if self._landed_on_top(tactile, wrench):
-                velocity = action.ee_velocity.copy()
-                velocity[2] = BUMP_BACKOFF_SPEED
-                return Action(velocity, action.gripper, action.timestamp)
+            bump = self._bump_velocity(action.ee_velocity, tactile, wrench, proprio)
+            if bump is not None:
+                return Action(bump, action.gripper, action.timestamp)
             if self.missed_at_z is not None or self.blocked_at_z is not None:  # kept open
                 gripper = GripperCommand(GRIPPER_STROKE_M, action.gripper.speed_mps,
                                          action.gripper.force_n)  # fmt: skip

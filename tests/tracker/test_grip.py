@@ -12,6 +12,8 @@ from dualctl.sim.world import World
 
 from dualctl.tracker.grip import (
     BUMP_BACKOFF_SPEED,
+    BUMP_CLEAR_M,
+    BUMP_DESCENT_SPEED,
     HOVER_S,
     LIFTED_M,
     LOWER_SPEED,
@@ -352,8 +354,22 @@ def test_an_open_hand_come_down_on_the_object_rises_while_the_head_steers_across
     action = reflex(head, tactile(2, 50), 0.0, proprio(0.07, -0.1), wrist(-100.0))
     np.testing.assert_allclose(action.ee_velocity, [0.02, -0.01, BUMP_BACKOFF_SPEED, 0.1])
     assert action.gripper.width_m == GRIPPER_STROKE_M and reflex.state == "open"
-    clear = reflex(head, tactile(0, 0), 0.005, proprio(0.07, 0.0), wrist(-5.0))
-    assert clear is head  # off the object: the head has the arm again at once
+    off = reflex(head, tactile(0, 0), 0.005, proprio(0.07, 0.0), wrist(-5.0))
+    # off the object the head steers again, but comes down gently until past the top
+    np.testing.assert_allclose(off.ee_velocity, [0.02, -0.01, -BUMP_DESCENT_SPEED, 0.1])
+    past = reflex(head, tactile(0, 0), 0.5, proprio(0.07 - 1.5 * BUMP_CLEAR_M, -0.02), wrist(0.0))
+    assert past is head
+    again = reflex(head, tactile(0, 0), 0.6, proprio(0.07, -0.1), wrist(0.0))
+    assert again is head  # the bump is forgotten once the hand was clear of it
+
+
+def test_an_open_hand_raised_well_above_a_bump_descends_at_the_heads_speed():
+    reflex, head = GripReflex(period_s=0.05), descending_open_hand()
+    reflex(head, tactile(2, 50), 0.0, proprio(0.07, -0.1), wrist(-100.0))
+    assert (
+        reflex(head, tactile(0, 0), 0.5, proprio(0.07 + 1.5 * BUMP_CLEAR_M, 0.0), wrist(0.0))
+        is head
+    )
 
 
 @pytest.mark.parametrize(
