@@ -31,7 +31,7 @@ from rich.table import Table  # noqa: E402
 
 from dualctl.config import load_config  # noqa: E402
 from dualctl.data.episode import atomic_write_text  # noqa: E402
-from dualctl.eval.stats import wilson_interval  # noqa: E402
+from dualctl.eval.stats import mcnemar_exact_p, wilson_interval  # noqa: E402
 from dualctl.runtime.clock import VirtualClock  # noqa: E402
 from dualctl.runtime.demo import run_episode  # noqa: E402
 from dualctl.runtime.episodes import on_fresh_virtual_clocks  # noqa: E402
@@ -138,6 +138,26 @@ def summarise(done: dict, delays, tasks, seeds: range) -> list[dict]:
     return rows
 
 
+def paired(done: dict, delays, tasks, seeds: range) -> list[dict]:
+    """Each injected delay against the first delay, seed by seed: the episodes that succeed
+    without it and fail with it (lost), the reverse (gained), and McNemar's exact p. The closed
+    loop is chaotic, so one seed's outcome flips either way under any change; only a lost/gained
+    imbalance beyond that churn is a cost."""
+    rows = []
+    base = delays[0]
+    for task in tasks:
+        for delay in delays[1:]:
+            pairs = [(done[(base, task, s)]["success"], done[(delay, task, s)]["success"])
+                     for s in seeds if (base, task, s) in done and (delay, task, s) in done]  # fmt: skip
+            lost = sum(1 for a, b in pairs if a and not b)
+            gained = sum(1 for a, b in pairs if b and not a)
+            rows.append({
+                "task": task, "delay_s": delay, "against_s": base, "pairs": len(pairs),
+                "lost": lost, "gained": gained, "mcnemar_p": mcnemar_exact_p(lost, gained),
+            })  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=20)
@@ -175,8 +195,19 @@ def main() -> None:
             f"[{low:.2f}, {high:.2f}]", json.dumps(r["failures"]), f"{r['following']:.2f}",
         )  # fmt: skip
     Console().print(table)
+    changes = paired(done, delays, tasks, seeds)
+    if changes:
+        table = Table(title=f"the same seeds with and without the delay (against "
+                      f"{delays[0]:.1f} s; McNemar's exact test)")  # fmt: skip
+        for column in ("task", "injected delay s", "seeds", "lost", "gained", "p"):
+            table.add_column(column)
+        for c in changes:
+            table.add_row(c["task"], f"{c['delay_s']:.1f}", str(c["pairs"]), str(c["lost"]),
+                          str(c["gained"]), f"{c['mcnemar_p']:.3f}")  # fmt: skip
+        Console().print(table)
     result = {
-        "rows": rows, "split": config.sim.split, "episodes_per_cell": args.episodes,
+        "rows": rows, "paired": changes, "split": config.sim.split,
+        "episodes_per_cell": args.episodes,
         "first_seed": args.first_seed,
         "base_plan_latency_s": config.runtime.plan_latency_s,
         "wall_s_this_run": time.perf_counter() - started,

@@ -88,6 +88,15 @@ def time_encode(tracker, frames: int, size: int, rng) -> list[float]:
     return out
 
 
+def time_encode_view(tracker, frames: int, size: int, rng) -> list[float]:
+    """A new camera frame as the runtime hands it over (with the grasp-yaw reader, if any)."""
+    images = rng.integers(0, 255, (16, size, size, 3), dtype=np.uint8)
+    views = [{camera: image for camera in tracker.cameras} for image in images]
+    for view in views[:5]:
+        tracker.encode_view(view)
+    return [timed(partial(tracker.encode_view, views[i % 16])) for i in range(frames)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="checkpoints/tracker")
@@ -116,6 +125,10 @@ def main() -> None:
             time_encode(tracker, args.frames, size, rng)
         ),  # fmt: skip
     }
+    reader = "with" if tracker.grasp_yaw_reader is not None else "no"
+    rows[f"encode_view (a new frame, {reader} grasp-yaw reader)"] = percentiles_ms(
+        time_encode_view(tracker, args.frames, size, rng)
+    )
     rows["grip reflex alone, gripper closing"] = percentiles_ms(time_reflex(args.ticks, rng))
     dropped = load_tracker(args.checkpoint, modalities=())
     rows["act (force+tactile dropped)"] = percentiles_ms(time_act(dropped, args.ticks, rng))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -42,6 +43,8 @@ from dualctl.errors import CheckpointError, ConfigError
 from dualctl.eval.references import StateAlignment
 from dualctl.eval.stats import wilson_interval
 from dualctl.tracker.base import Tracker
+from dualctl.tracker.checkpoint import read_checkpoint_config
+from dualctl.tracker.config import GraspYawConfig
 from dualctl.tracker.ensemble import load_ensemble
 from dualctl.tracker.jepa import load_tracker
 from dualctl.types import ACTION_FIELDS, GRIPPER_STROKE_M, PROPRIO_FIELDS
@@ -140,6 +143,10 @@ def main() -> None:
     parser.add_argument("--ensemble", default="",
                         help="more checkpoints (comma-separated) acting with --checkpoint as one: "
                         "their actions averaged (dualctl.tracker.ensemble)")  # fmt: skip
+    parser.add_argument("--grasp-yaw", default="",
+                        help="the grasp-yaw reader whose servo turns the open hand to the "
+                        "object's faces: a folder, 'off', or '' for the one the checkpoint "
+                        "ships (if any)")  # fmt: skip
     parser.add_argument("--json", default=str(RESULTS / "tracker_oracle.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -151,10 +158,16 @@ def main() -> None:
         modalities, reflex = ARMS[arm]
         try:
             folders = [args.checkpoint, *filter(None, args.ensemble.split(","))]
+            off = args.grasp_yaw == "off"
+            reader = GraspYawConfig(enabled=not off, checkpoint="" if off else args.grasp_yaw)
+            choices = dataclasses.replace(read_checkpoint_config(Path(args.checkpoint)),
+                                          grasp_yaw=reader)  # fmt: skip
             trackers[arm] = (
-                load_ensemble(folders, modalities, lookahead_s=args.lookahead or None)
+                load_ensemble(folders, modalities, choices, lookahead_s=args.lookahead or None)
                 if len(folders) > 1
-                else load_tracker(args.checkpoint, modalities, lookahead_s=args.lookahead or None)
+                else load_tracker(
+                    args.checkpoint, modalities, choices, lookahead_s=args.lookahead or None
+                )  # fmt: skip
             )
         except (CheckpointError, ConfigError) as error:
             parser.error(str(error))
@@ -227,7 +240,9 @@ def main() -> None:
     console.print(table)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(args.json), json.dumps({
-        "checkpoint": args.checkpoint, "ensemble": args.ensemble, "split": args.split, "first_seed": args.seed,
+        "checkpoint": args.checkpoint, "ensemble": args.ensemble,
+        "grasp_yaw": args.grasp_yaw or "(the checkpoint's own)", "split": args.split,
+        "first_seed": args.seed,
         "rate_hz": args.rate, "align": args.align, "window_s": args.window,
         "lookahead_s": next(iter(trackers.values())).lookahead_s, "seconds": time.monotonic() - started,
         "cells": cells,

@@ -1,5 +1,6 @@
-"""Binomial statistics for success rates: the Wilson score interval for one rate and Newcombe's
-hybrid score interval for the difference of two.
+"""Binomial statistics for success rates: the Wilson score interval for one rate, Newcombe's
+hybrid score interval for the difference of two, and McNemar's exact test for two settings
+run on the same seeds.
 
 Wilson rather than the normal approximation because cells are small (tens of episodes) and
 rates sit near 0 or 1, where ``p +- z sqrt(p(1-p)/n)`` collapses to zero width or leaves [0, 1].
@@ -60,3 +61,16 @@ def difference_interval(a: Rate, b: Rate) -> tuple[float, float]:
     low = p1 - p2 - math.sqrt((p1 - a.low) ** 2 + (b.high - p2) ** 2)
     high = p1 - p2 + math.sqrt((a.high - p1) ** 2 + (p2 - b.low) ** 2)
     return max(-1.0, low), min(1.0, high)
+
+
+def mcnemar_exact_p(lost: int, gained: int) -> float:
+    """Two-sided exact McNemar p-value for a paired comparison on the same episodes: ``lost``
+    succeed in the first setting only, ``gained`` in the second only (the episodes that agree
+    carry no information). Small p: the settings differ beyond episode-to-episode churn."""
+    if lost < 0 or gained < 0:
+        raise ValueError(f"lost={lost}, gained={gained}: need counts >= 0")
+    n = lost + gained
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(lost, gained) + 1))
+    return min(1.0, 2.0 * tail / 2**n)

@@ -1,4 +1,5 @@
-"""``dualctl train tracker``; the training code (and Lightning) loads only when it runs."""
+"""``dualctl train tracker`` and ``dualctl train grasp-yaw``; the training code (and
+Lightning) loads only when it runs."""
 
 from __future__ import annotations
 
@@ -14,6 +15,24 @@ def register(registry: CommandRegistry) -> None:
         "tracker", "train the JEPA tracker (System 1) on a dataset", run_command
     )
     add_overrides(parser)
+    add_overrides(
+        registry.add_train(
+            "grasp-yaw",
+            "train the grasp-yaw reader (object yaw from the camera) on a sim dataset",
+            run_grasp_yaw,
+        )
+    )
+
+
+def run_grasp_yaw(args: argparse.Namespace) -> int:
+    from dualctl.tracker.grasp_yaw_train import train_grasp_yaw
+
+    config = load_config(args.overrides)
+    train_grasp_yaw(
+        config.tracker.grasp_yaw, Path(config.data), Path(config.out) / "grasp_yaw", config.seed,
+        config.trainer,
+    )  # fmt: skip
+    return 0
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -36,7 +36,10 @@ ARCHITECTURE_KEYS = (
 
 MODALITIES = ("force", "tactile")
 #: Fields a run chooses whatever checkpoint it loads (the rest come from the checkpoint).
-RUN_KEYS = ("rate_hz", "controller", "drop_force", "drop_tactile", "grip_reflex", "regrasp", "mpc")
+RUN_KEYS = (
+    "rate_hz", "controller", "drop_force", "drop_tactile", "grip_reflex", "regrasp", "grasp_yaw",
+    "mpc",
+)  # fmt: skip
 #: Behaviour-cloning losses of the tracking head (``tracker.train.head_loss``), by name.
 HEAD_LOSSES = ("mse", "l1")
 
@@ -171,6 +174,49 @@ class TrackerMpcConfig:
 
 
 @dataclass
+class GraspYawConfig:
+    """The grasp-yaw reader and servo (:mod:`dualctl.tracker.grasp_yaw`): a small CNN reads
+    the object's yaw from the camera and the arm turns the open hand to its faces.
+
+    Attributes:
+        enabled: turn the hand with the servo when a reader is found (false: the head's own
+            yaw rate, e.g. to ablate the servo).
+        checkpoint: the reader's folder; "" = the tracker checkpoint's own reader
+            (``grasp_yaw.safetensors`` beside its weights), if it ships one.
+        gain: servo yaw rate (rad/s) per rad of turn still to go.
+        max_rate: servo yaw rate limit (rad/s).
+        camera: the camera the reader is trained on.
+        steps: training steps of ``dualctl train grasp-yaw``.
+        batch_size: frames per training step.
+        lr: AdamW learning rate.
+        max_minutes: training wall-clock cap (min).
+        val_episodes: episodes held back for validation.
+        export: folder the trained reader is written to.
+    """
+
+    enabled: bool = True
+    checkpoint: str = ""
+    gain: float = 6.0
+    max_rate: float = 1.5
+    camera: str = "scene"
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 1e-3
+    max_minutes: float = 10.0
+    val_episodes: int = 40
+    export: str = "out/grasp_yaw"
+
+    def __post_init__(self):
+        check_range("tracker.grasp_yaw.gain", self.gain, 0.0, 100.0)
+        check_range("tracker.grasp_yaw.max_rate", self.max_rate, 0.0, 10.0)
+        check_range("tracker.grasp_yaw.steps", self.steps, 1)
+        check_range("tracker.grasp_yaw.batch_size", self.batch_size, 1)
+        check_range("tracker.grasp_yaw.lr", self.lr, 1e-7, 1.0)
+        check_range("tracker.grasp_yaw.max_minutes", self.max_minutes, 0.1)
+        check_range("tracker.grasp_yaw.val_episodes", self.val_episodes, 0)
+
+
+@dataclass
 class TrackerConfig:
     """System 1 settings.
 
@@ -186,6 +232,7 @@ class TrackerConfig:
         regrasp: with the grip reflex, open and lift clear when the fingers close on nothing
             or on top of the object (needs the wrist force), and let the head try again
             (:class:`dualctl.tracker.grip.GripReflex`).
+        grasp_yaw: the grasp-yaw reader and servo (off unless its checkpoint is set).
         lookahead_s: s ahead of now the reference latent is taken from the plan.
         ensemble: more tracker checkpoint folders acting with ``checkpoint`` as one
             (:mod:`dualctl.tracker.ensemble`: their actions averaged, one grip reflex); they
@@ -238,6 +285,7 @@ class TrackerConfig:
     drop_tactile: bool = False
     grip_reflex: bool = True
     regrasp: bool = False
+    grasp_yaw: GraspYawConfig = field(default_factory=GraspYawConfig)
     lookahead_s: float = 0.5
     encoder: str = "timm"
     arch: str = "test_resnet"

@@ -1,5 +1,7 @@
 """The JEPA tracker the runtime drives: torch for ``encode`` (camera rate), numpy for ``act``
-(every tick), and :func:`load_tracker` to build it from a checkpoint.
+(every tick), and :func:`load_tracker` to build it from a checkpoint. With
+``tracker.grasp_yaw.checkpoint`` set, a separate reader turns the open hand to the object's
+faces (:mod:`dualctl.tracker.grasp_yaw`).
 
 Missing inputs: a dropped modality (``drop_force``/``drop_tactile``) is fed as zeros with its
 "missing" flag set, which the model saw in training through modality dropout; without tactile
@@ -18,11 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from dualctl.errors import check_choice
+from dualctl.errors import ConfigError, check_choice
 from dualctl.tracker.base import Tracker, camera_frame
 from dualctl.tracker.checkpoint import check_compatible, load_checkpoint
 from dualctl.tracker.config import MODALITIES, TrackerConfig
 from dualctl.tracker.fastpath import FastPath
+from dualctl.tracker.grasp_yaw import WEIGHTS as GRASP_YAW_WEIGHTS
+from dualctl.tracker.grasp_yaw import GraspYawNet, YawServo, load_grasp_yaw
 from dualctl.tracker.grip import GripReflex
 from dualctl.tracker.model import TrackerNet, images_to_float
 from dualctl.tracker.mpc import LatentMPC
@@ -88,13 +92,28 @@ class JepaTracker(Tracker):
         self.tactile_history = FrameHistory(config.tactile_history, 1.0 / config.frame_hz)
         use_reflex = config.grip_reflex and not config.drop_tactile
         self.grip_reflex = GripReflex(1.0 / config.frame_hz, config.regrasp) if use_reflex else None
+        self.grasp_yaw_reader, self.yaw_servo = self._grasp_yaw(config)
         self.reset()
+
+    def _grasp_yaw(self, config: TrackerConfig) -> tuple[GraspYawNet | None, YawServo | None]:
+        """The grasp-yaw reader and its servo when ``tracker.grasp_yaw.checkpoint`` is set."""
+        settings = config.grasp_yaw
+        if not (settings.enabled and settings.checkpoint):
+            return None, None
+        reader = load_grasp_yaw(settings.checkpoint)
+        if reader.config.camera not in self.cameras:
+            raise ConfigError("tracker.grasp_yaw.checkpoint", settings.checkpoint,
+                              f"a reader of a camera this tracker reads {self.cameras}, not "
+                              f"'{reader.config.camera}'")  # fmt: skip
+        return reader, YawServo(settings.gain, settings.max_rate)
 
     def reset(self) -> None:
         self.wrench_history.reset()
         self.tactile_history.reset()
         if self.grip_reflex is not None:
             self.grip_reflex.reset()
+        if self.yaw_servo is not None:
+            self.yaw_servo.reset()
         if self.mpc is not None:
             self.mpc.reset()
 
@@ -106,7 +125,11 @@ class JepaTracker(Tracker):
 
     @torch.inference_mode()
     def encode_view(self, images: dict[str, np.ndarray]) -> np.ndarray:
-        """The scene camera's latent, followed by the wrist camera's features if it has one."""
+        """The scene camera's latent, followed by the wrist camera's features if it has one
+        (and the grasp-yaw reader's reading of the view, kept by its servo)."""
+        if self.yaw_servo is not None and self.yaw_servo.armed:
+            reader = self.grasp_yaw_reader
+            self.yaw_servo.see(reader.read(camera_frame(images, reader.config.camera)))
         latents = [self.encode(camera_frame(images, self.config.camera)[None])[0]]
         if self.config.wrist_camera:
             wrist = camera_frame(images, self.config.wrist_camera)[None]
@@ -149,12 +172,23 @@ class JepaTracker(Tracker):
     def finish(self, observation: Observation, vector: np.ndarray) -> Action:
         """A raw action vector -> the command: the grip reflex applied, the gripper clipped."""
         action = Action.from_array(vector, timestamp=observation.timestamp)
+        if self.yaw_servo is not None:
+            action = self.yaw_servo(action, observation)
         if self.grip_reflex is not None:
             wrench = _ZERO_WRENCH if self.force_missing else observation.wrench
             action = self.grip_reflex(
                 action, observation.tactile, observation.timestamp, observation.proprio, wrench
             )
         return Action(action.ee_velocity, action.gripper.clipped(), action.timestamp)
+
+
+def with_own_grasp_yaw(config: TrackerConfig, checkpoint_dir: Path) -> TrackerConfig:
+    """``config`` reading the grasp-yaw reader the tracker checkpoint ships beside its weights
+    when no other reader is named (``tracker.grasp_yaw.checkpoint`` empty)."""
+    settings = config.grasp_yaw
+    if settings.checkpoint or not (checkpoint_dir / GRASP_YAW_WEIGHTS).is_file():
+        return config
+    return replace(config, grasp_yaw=replace(settings, checkpoint=str(checkpoint_dir)))
 
 
 def load_tracker(
@@ -183,6 +217,7 @@ def load_tracker(
     if lookahead_s is not None:
         run = replace(run, lookahead_s=lookahead_s)
         check_compatible(Path(checkpoint_dir), saved, run)
+    run = with_own_grasp_yaw(run, Path(checkpoint_dir))
     run.drop_force = run.drop_force or "force" not in modalities
     run.drop_tactile = run.drop_tactile or "tactile" not in modalities
     return JepaTracker(net, run)

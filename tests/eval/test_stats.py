@@ -1,6 +1,6 @@
 import pytest
 
-from dualctl.eval.stats import difference_interval, rate, wilson_interval
+from dualctl.eval.stats import difference_interval, mcnemar_exact_p, rate, wilson_interval
 
 
 # Newcombe (1998), "Two-sided confidence intervals for the single proportion", Table I,
@@ -48,3 +48,22 @@ def test_newcombe_difference_matches_published_values():
     # Example (h): 0/10 vs 0/20 -> -0.1611 to 0.2775.
     low, high = difference_interval(rate(0, 10), rate(0, 20))
     assert (low, high) == pytest.approx((-0.1611, 0.2775), abs=6e-5)
+
+
+@pytest.mark.parametrize(
+    ("lost", "gained", "p"),
+    [
+        (8, 3, 464 / 2048),  # 2 * P(X <= 3), X ~ Binomial(11, 1/2)
+        (10, 0, 2 / 1024),
+        (3, 3, 1.0),  # the doubled tail passes 1: capped
+        (0, 0, 1.0),  # every episode agrees: no evidence either way
+    ],
+)
+def test_mcnemar_exact_p_is_the_two_sided_binomial_tail_of_the_discordant_pairs(lost, gained, p):
+    assert mcnemar_exact_p(lost, gained) == pytest.approx(p)
+    assert mcnemar_exact_p(gained, lost) == pytest.approx(p)
+
+
+def test_mcnemar_rejects_negative_counts():
+    with pytest.raises(ValueError, match="lost=-1"):
+        mcnemar_exact_p(-1, 2)
