@@ -59,9 +59,10 @@ from dualctl.data.episode import (
     write_dataset_info,
     write_episode,
 )
-from dualctl.errors import CheckpointError
+from dualctl.errors import CheckpointError, ConfigError
 from dualctl.eval.references import StateAlignment
 from dualctl.planner.diffusion_planner import load_planner
+from dualctl.tracker.checkpoint import with_grasp_yaw_choice
 from dualctl.tracker.jepa import JepaTracker, load_tracker
 from dualctl.tracker.plan_references import shown_frame
 from dualctl.types import Action, Observation
@@ -218,14 +219,18 @@ def main() -> None:
                         help="roll out at this lookahead (s) instead of the checkpoint's (within "
                         "the range its head was trained for); the references shown and "
                         "recorded follow it")  # fmt: skip
+    parser.add_argument("--grasp-yaw", default="",
+                        help="the grasp-yaw reader turning the open hand during rollouts: a "
+                        "folder, 'off', or '' for the one the checkpoint ships (if any)")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     planner = load_planner(args.planner, threads=1) if args.planner else None
     config = SimConfig(split="train")
     out, tasks = Path(args.out), args.tasks.split(",")
     try:
-        tracker = load_tracker(args.checkpoint, lookahead_s=args.lookahead or None)
-    except CheckpointError as error:
+        choices = with_grasp_yaw_choice(Path(args.checkpoint), args.grasp_yaw)
+        tracker = load_tracker(args.checkpoint, config=choices, lookahead_s=args.lookahead or None)
+    except (CheckpointError, ConfigError) as error:
         parser.error(str(error))
     if planner is not None and planner.config.camera != tracker.cameras[0]:
         parser.error(f"--planner {args.planner} imagines camera '{planner.config.camera}', "

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -43,8 +42,7 @@ from dualctl.errors import CheckpointError, ConfigError
 from dualctl.eval.references import StateAlignment
 from dualctl.eval.stats import wilson_interval
 from dualctl.tracker.base import Tracker
-from dualctl.tracker.checkpoint import read_checkpoint_config
-from dualctl.tracker.config import GraspYawConfig
+from dualctl.tracker.checkpoint import with_grasp_yaw_choice
 from dualctl.tracker.ensemble import load_ensemble
 from dualctl.tracker.jepa import load_tracker
 from dualctl.types import ACTION_FIELDS, GRIPPER_STROKE_M, PROPRIO_FIELDS
@@ -158,10 +156,7 @@ def main() -> None:
         modalities, reflex = ARMS[arm]
         try:
             folders = [args.checkpoint, *filter(None, args.ensemble.split(","))]
-            off = args.grasp_yaw == "off"
-            reader = GraspYawConfig(enabled=not off, checkpoint="" if off else args.grasp_yaw)
-            choices = dataclasses.replace(read_checkpoint_config(Path(args.checkpoint)),
-                                          grasp_yaw=reader)  # fmt: skip
+            choices = with_grasp_yaw_choice(Path(args.checkpoint), args.grasp_yaw)
             trackers[arm] = (
                 load_ensemble(folders, modalities, choices, lookahead_s=args.lookahead or None)
                 if len(folders) > 1

@@ -153,3 +153,21 @@ def test_a_reader_of_a_camera_the_tracker_does_not_read_is_refused(tmp_path, syn
 def test_a_bad_servo_setting_names_its_field():
     with pytest.raises(ConfigError, match="tracker.grasp_yaw.max_rate"):
         load_config(["tracker.grasp_yaw.max_rate=-1"])
+
+
+def test_the_benches_grasp_yaw_choice_selects_the_own_reader_none_or_another(tmp_path):
+    from pathlib import Path
+
+    from dualctl.tracker.checkpoint import with_grasp_yaw_choice
+    from dualctl.tracker.jepa import load_tracker
+
+    shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "tracker"
+    own = load_tracker(shipped, config=with_grasp_yaw_choice(shipped, ""))
+    assert own.yaw_servo is not None
+    off = load_tracker(shipped, config=with_grasp_yaw_choice(shipped, "off"))
+    assert off.yaw_servo is None
+    save_grasp_yaw(tmp_path / "other", GraspYawNet(GraspYawNetConfig()))
+    other = load_tracker(shipped, config=with_grasp_yaw_choice(shipped, str(tmp_path / "other")))
+    assert other.grasp_yaw_reader.config.hidden == GraspYawNetConfig().hidden
+    with pytest.raises(CheckpointError, match="grasp-yaw checkpoint"):
+        load_tracker(shipped, config=with_grasp_yaw_choice(shipped, str(tmp_path / "none")))
