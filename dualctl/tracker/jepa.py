@@ -1,7 +1,7 @@
 """The JEPA tracker the runtime drives: torch for ``encode`` (camera rate), numpy for ``act``
-(every tick), and :func:`load_tracker` to build it from a checkpoint. With
-``tracker.grasp_yaw.checkpoint`` set, a separate reader turns the open hand to the object's
-faces (:mod:`dualctl.tracker.grasp_yaw`).
+(every tick), and :func:`load_tracker` to build it from a checkpoint. When the checkpoint
+ships a grasp-yaw reader (or ``tracker.grasp_yaw.checkpoint`` names one), it turns the open
+hand to the object's faces (:mod:`dualctl.tracker.grasp_yaw`).
 
 Missing inputs: a dropped modality (``drop_force``/``drop_tactile``) is fed as zeros with its
 "missing" flag set, which the model saw in training through modality dropout; without tactile
@@ -96,7 +96,7 @@ class JepaTracker(Tracker):
         self.reset()
 
     def _grasp_yaw(self, config: TrackerConfig) -> tuple[GraspYawNet | None, YawServo | None]:
-        """The grasp-yaw reader and its servo when ``tracker.grasp_yaw.checkpoint`` is set."""
+        """The grasp-yaw reader and its servo when one is set and enabled."""
         settings = config.grasp_yaw
         if not (settings.enabled and settings.checkpoint):
             return None, None
