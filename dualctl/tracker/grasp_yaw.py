@@ -16,6 +16,7 @@ from another pose source (fiducials, a CAD fit); the servo only needs its estima
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from torch import nn
 from dualctl.data.episode import atomic_write_bytes, atomic_write_text
 from dualctl.data.privileged import QUARTER_TURNS, TOUCH, face_yaw
 from dualctl.errors import CheckpointError
+from dualctl.tracker.model import images_to_float
 from dualctl.types import PROPRIO_FIELDS, Action, Observation
 
 WEIGHTS, CONFIG = "grasp_yaw.safetensors", "grasp_yaw.json"
@@ -74,8 +76,6 @@ class GraspYawNet(nn.Module):
     @torch.inference_mode()
     def read(self, frame: np.ndarray) -> np.ndarray:
         """One (H, W, 3) uint8 frame -> its (sin, cos) of 4 x yaw."""
-        from dualctl.tracker.model import images_to_float
-
         images = images_to_float(torch.from_numpy(np.ascontiguousarray(frame[None])),
                                  self.config.image_size)  # fmt: skip
         return self(images)[0].numpy()
@@ -83,8 +83,6 @@ class GraspYawNet(nn.Module):
 
 def save_grasp_yaw(folder: Path, net: GraspYawNet, info: dict | None = None) -> None:
     """Write the reader's weights and architecture (and ``info``) into ``folder``, atomically."""
-    import json
-
     folder = Path(folder)
     # float16 on disk: the shipped checkpoints share a 30 MB budget; inference runs in float32
     state = {k: v.detach().half().contiguous() for k, v in net.state_dict().items()}
@@ -96,8 +94,6 @@ def save_grasp_yaw(folder: Path, net: GraspYawNet, info: dict | None = None) -> 
 
 def load_grasp_yaw(folder: str | Path) -> GraspYawNet:
     """A reader from ``folder`` (``grasp_yaw.safetensors`` + ``grasp_yaw.json``)."""
-    import json
-
     folder = Path(folder)
     fix = (
         "train one with `dualctl train grasp-yaw data=data/sim` or set tracker.grasp_yaw.checkpoint"
@@ -136,28 +132,25 @@ class YawServo:
     def reset(self) -> None:
         self._sum = np.zeros(2)
         self.armed = True
+        #: The estimated face yaw (rad, in [-pi/4, pi/4]), None before any reading.
+        self.face_yaw: float | None = None
 
     def see(self, reading: np.ndarray) -> None:
         """Add one reading (sin, cos of 4 x yaw) of a frame taken while still armed."""
         if self.armed:
             self._sum += reading
-
-    @property
-    def face_yaw(self) -> float | None:
-        """The estimated face yaw (rad, in [-pi/4, pi/4]), or None before any reading."""
-        if not self._sum.any():
-            return None
-        return float(face_yaw(self._sum[0], self._sum[1]))
+            self.face_yaw = float(face_yaw(self._sum[0], self._sum[1]))
 
     def __call__(self, action: Action, observation: Observation) -> Action:
         """``action`` with its yaw rate set by the servo while armed and the estimate exists."""
-        self.armed = self.armed and float(np.abs(observation.tactile).max()) <= TOUCH
-        face = self.face_yaw
-        if not self.armed or face is None:
+        if not self.armed:  # every tick after the first touch: nothing more to do
+            return action
+        self.armed = float(np.abs(observation.tactile).max()) <= TOUCH
+        if not self.armed or self.face_yaw is None:
             return action
         yaw = float(observation.proprio[_YAW])
         quarter = 2.0 * math.pi / QUARTER_TURNS
-        turn = (face - yaw + quarter / 2) % quarter - quarter / 2  # nearest face
+        turn = (self.face_yaw - yaw + quarter / 2) % quarter - quarter / 2  # nearest face
         velocity = action.ee_velocity.copy()
         velocity[3] = float(np.clip(self.gain * turn, -self.max_rate, self.max_rate))
         return Action(velocity, action.gripper, action.timestamp)
