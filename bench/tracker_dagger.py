@@ -62,7 +62,7 @@ from dualctl.data.episode import (
 from dualctl.errors import CheckpointError, ConfigError
 from dualctl.eval.references import StateAlignment
 from dualctl.planner.diffusion_planner import load_planner
-from dualctl.tracker.checkpoint import with_grasp_yaw_choice
+from dualctl.tracker.checkpoint import with_grasp_pose_choice
 from dualctl.tracker.jepa import JepaTracker, load_tracker
 from dualctl.tracker.plan_references import shown_frame
 from dualctl.types import Action, Observation
@@ -219,8 +219,8 @@ def main() -> None:
                         help="roll out at this lookahead (s) instead of the checkpoint's (within "
                         "the range its head was trained for); the references shown and "
                         "recorded follow it")  # fmt: skip
-    parser.add_argument("--grasp-yaw", default="",
-                        help="the grasp-yaw reader turning the open hand during rollouts: a "
+    parser.add_argument("--grasp-pose", default="",
+                        help="the grasp-pose reader turning the open hand during rollouts: a "
                         "folder, 'off', or '' for the one the checkpoint ships (if any)")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -228,7 +228,7 @@ def main() -> None:
     config = SimConfig(split="train")
     out, tasks = Path(args.out), args.tasks.split(",")
     try:
-        choices = with_grasp_yaw_choice(Path(args.checkpoint), args.grasp_yaw)
+        choices = with_grasp_pose_choice(Path(args.checkpoint), args.grasp_pose)
         tracker = load_tracker(args.checkpoint, config=choices, lookahead_s=args.lookahead or None)
     except (CheckpointError, ConfigError) as error:
         parser.error(str(error))

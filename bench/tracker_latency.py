@@ -89,7 +89,7 @@ def time_encode(tracker, frames: int, size: int, rng) -> list[float]:
 
 
 def time_encode_view(tracker, frames: int, size: int, rng) -> list[float]:
-    """A new camera frame as the runtime hands it over (with the grasp-yaw reader, if any)."""
+    """A new camera frame as the runtime hands it over (with the grasp-pose reader, if any)."""
     images = rng.integers(0, 255, (16, size, size, 3), dtype=np.uint8)
     views = [{camera: image for camera in tracker.cameras} for image in images]
     for view in views[:5]:
@@ -125,8 +125,8 @@ def main() -> None:
             time_encode(tracker, args.frames, size, rng)
         ),  # fmt: skip
     }
-    reader = "with" if tracker.grasp_yaw_reader is not None else "no"
-    rows[f"encode_view (a new frame, {reader} grasp-yaw reader)"] = percentiles_ms(
+    reader = "with" if tracker.grasp_pose_reader is not None else "no"
+    rows[f"encode_view (a new frame, {reader} grasp-pose reader)"] = percentiles_ms(
         time_encode_view(tracker, args.frames, size, rng)
     )
     rows["grip reflex alone, gripper closing"] = percentiles_ms(time_reflex(args.ticks, rng))

@@ -12,12 +12,13 @@ as one (their actions averaged, :mod:`dualctl.tracker.ensemble`). Arms: the full
 tracker, and (on Fragile and Slippery) the same checkpoint without the grip reflex (the head's
 own grip force) and with force and tactile dropped (which also turns the reflex off). Each
 run also records the robot's yaw at its first close against the expert's (wrapped to a quarter
-turn, as a square block looks the same every quarter turn).
+turn, as a square block looks the same every quarter turn) and how far across the table its
+hand then is from the block's centre (the expert closes on it).
 
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
         [--episodes 50] [--seed 4000] [--split train] [--align state] [--window 1.0] [--rate 200]
         [--arms full,no reflex,no force/tactile] [--lookahead S] [--ensemble DIR,...]
-        [--json PATH]
+        [--grasp-pose DIR|off] [--json PATH]
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from dualctl.errors import CheckpointError, ConfigError
 from dualctl.eval.references import StateAlignment
 from dualctl.eval.stats import wilson_interval
 from dualctl.tracker.base import Tracker
-from dualctl.tracker.checkpoint import with_grasp_yaw_choice
+from dualctl.tracker.checkpoint import with_grasp_pose_choice
 from dualctl.tracker.ensemble import load_ensemble
 from dualctl.tracker.jepa import load_tracker
 from dualctl.types import ACTION_FIELDS, GRIPPER_STROKE_M, PROPRIO_FIELDS
@@ -93,7 +94,8 @@ def expert_grasp_yaw(expert) -> float | None:
 async def follow(tracker: Tracker, task: str, seed: int, config: SimConfig,
                  expert, latents: np.ndarray, rate_hz: float, align: str,
                  window_s: float = 1.0):  # fmt: skip
-    """Run one episode; the final status and the robot's yaw (rad) at its first close."""
+    """Run one episode; the final status, and the robot's yaw (rad) and its hand's distance from
+    the object's centre across the table (m) at its first close (None if it never closes)."""
     clock = [0.0]
     body = SimBody(task, seed, config, now=lambda: clock[0])
     await body.connect()
@@ -102,12 +104,12 @@ async def follow(tracker: Tracker, task: str, seed: int, config: SimConfig,
     times = expert.timestamp
     step_s = float(np.median(np.diff(times)))
     alignment = StateAlignment(expert.proprio, step_s, window_s) if align == "state" else None
-    grasp_yaw = None
+    grasp_yaw = grasp_offset = None
     try:
         while True:
             obs = await body.observe()
             if body.status().done:
-                return body.status(), grasp_yaw
+                return body.status(), grasp_yaw, grasp_offset
             stamp = obs.stamps[f"image/{tracker.cameras[0]}"]
             if stamp != image_stamp:
                 latent, image_stamp = tracker.encode_view(obs.images), stamp
@@ -116,6 +118,8 @@ async def follow(tracker: Tracker, task: str, seed: int, config: SimConfig,
             action = tracker.act(obs, latent, reference)
             if grasp_yaw is None and action.gripper.width_m < CLOSING_BELOW_M:
                 grasp_yaw = float(obs.proprio[PROPRIO_YAW])
+                state = body.world.state()
+                grasp_offset = float(np.hypot(*(state.ee_pose[:2] - state.object_pos[:2])))
             await body.act(action)
             clock[0] += 1.0 / rate_hz
     finally:
@@ -141,8 +145,8 @@ def main() -> None:
     parser.add_argument("--ensemble", default="",
                         help="more checkpoints (comma-separated) acting with --checkpoint as one: "
                         "their actions averaged (dualctl.tracker.ensemble)")  # fmt: skip
-    parser.add_argument("--grasp-yaw", default="",
-                        help="the grasp-yaw reader whose servo turns the open hand to the "
+    parser.add_argument("--grasp-pose", default="",
+                        help="the grasp-pose reader whose servo turns the open hand to the "
                         "object's faces: a folder, 'off', or '' for the one the checkpoint "
                         "ships (if any)")  # fmt: skip
     parser.add_argument("--json", default=str(RESULTS / "tracker_oracle.json"))
@@ -156,7 +160,7 @@ def main() -> None:
         modalities, reflex = ARMS[arm]
         try:
             folders = [args.checkpoint, *filter(None, args.ensemble.split(","))]
-            choices = with_grasp_yaw_choice(Path(args.checkpoint), args.grasp_yaw)
+            choices = with_grasp_pose_choice(Path(args.checkpoint), args.grasp_pose)
             trackers[arm] = (
                 load_ensemble(folders, modalities, choices, lookahead_s=args.lookahead or None)
                 if len(folders) > 1
@@ -180,7 +184,7 @@ def main() -> None:
             for arm, tracker in trackers.items():
                 if arm != "full" and task not in ABLATED_TASKS:
                     continue
-                status, grasp_yaw = asyncio.run(follow(tracker, task, seed, config, expert, latents,
+                status, grasp_yaw, grasp_offset = asyncio.run(follow(tracker, task, seed, config, expert, latents,
                                             args.rate, args.align, args.window))  # fmt: skip
                 outcomes[(task, arm)].append(
                     {
@@ -189,6 +193,7 @@ def main() -> None:
                         "failure": status.failure_reason,
                         "expert_success": bool(expert.meta["success"]),
                         "grasp_yaw_error": yaw_error(grasp_yaw, expert_yaw),
+                        "grasp_offset_m": grasp_offset,
                     }
                 )
             done = [
@@ -207,7 +212,7 @@ def main() -> None:
         f"lookahead {next(iter(trackers.values())).lookahead_s:g} s"
     )
     columns = ("task", "arm", "success", "rate", "Wilson 95 %", "expert", "|grasp yaw err|",
-               "failures")  # fmt: skip
+               "grasp offset", "failures")  # fmt: skip
     for column in columns:
         table.add_column(column)
     cells = {}
@@ -218,9 +223,12 @@ def main() -> None:
         expert_wins = sum(r["expert_success"] for r in runs)
         yaw_errors = [abs(r["grasp_yaw_error"]) for r in runs if r["grasp_yaw_error"] is not None]
         median_yaw = float(np.median(yaw_errors)) if yaw_errors else None
+        offsets = [r["grasp_offset_m"] for r in runs if r["grasp_offset_m"] is not None]
+        median_offset = float(np.median(offsets)) if offsets else None
         cells[f"{task}/{arm}"] = {"successes": wins, "episodes": n, "rate": wins / n,
                                   "wilson95": [low, high], "expert_successes": expert_wins,
                                   "median_abs_grasp_yaw_error": median_yaw,
+                                  "median_grasp_offset_m": median_offset,
                                   "failures": dict(failures), "runs": runs}  # fmt: skip
         table.add_row(
             task,
@@ -230,13 +238,14 @@ def main() -> None:
             f"[{low:.2f}, {high:.2f}]",
             f"{expert_wins}/{n}",
             "-" if median_yaw is None else f"{median_yaw:.2f} rad",
+            "-" if median_offset is None else f"{100 * median_offset:.1f} cm",
             ", ".join(f"{k}:{v}" for k, v in failures.items()),
         )
     console.print(table)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(args.json), json.dumps({
         "checkpoint": args.checkpoint, "ensemble": args.ensemble,
-        "grasp_yaw": args.grasp_yaw or "(the checkpoint's own)", "split": args.split,
+        "grasp_pose": args.grasp_pose or "(the checkpoint's own)", "split": args.split,
         "first_seed": args.seed,
         "rate_hz": args.rate, "align": args.align, "window_s": args.window,
         "lookahead_s": next(iter(trackers.values())).lookahead_s, "seconds": time.monotonic() - started,

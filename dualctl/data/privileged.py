@@ -1,7 +1,8 @@
 """Labels the sim knows and a robot does not, for auxiliary training losses only.
 
-The object's yaw is in each sim episode's metadata (``variation.object_yaw``) and holds while
-nothing has touched the object: until the hand first closes or feels a contact. A tracker that
+The object's yaw and place on the table are in each sim episode's metadata
+(``variation.object_yaw``, ``variation.object_xy``) and hold while nothing has touched the
+object: until the hand first closes or feels a contact. A tracker that
 is made to read it from its camera latent can turn the gripper to the object's faces; nothing
 in the world-model or cloning losses asks the latent to carry it (the object does not move
 before the grasp, and a yaw rate is a small part of an action).
@@ -33,16 +34,35 @@ def object_yaw_labels(
     yaw = (meta.get("variation") or {}).get("object_yaw")
     if yaw is None:
         return labels
+    labels[:, 0] = np.sin(QUARTER_TURNS * yaw)
+    labels[:, 1] = np.cos(QUARTER_TURNS * yaw)
+    labels[: untouched_steps(proprio, tactile, wrench), 2] = 1.0
+    return labels
+
+
+def object_xy_labels(
+    meta: dict, proprio: np.ndarray, tactile: np.ndarray, wrench: np.ndarray
+) -> np.ndarray:
+    """(T, 3) float32: the object's x and y on the table (m, world frame), and 1 where that
+    place is known (before the first close or contact), else 0 (0 everywhere without one)."""
+    labels = np.zeros((len(proprio), 3), np.float32)
+    xy = (meta.get("variation") or {}).get("object_xy")
+    if xy is None:
+        return labels
+    labels[:, :2] = xy
+    labels[: untouched_steps(proprio, tactile, wrench), 2] = 1.0
+    return labels
+
+
+def untouched_steps(proprio: np.ndarray, tactile: np.ndarray, wrench: np.ndarray) -> int:
+    """How many first steps of an episode come before the hand first narrows, feels a taxel
+    or a wrist force: the steps the object is still where the episode placed it."""
     touched = (
         (proprio[:, _WIDTH] < OPEN_WIDTH_M)
         | (np.abs(tactile).reshape(len(tactile), -1).max(1) > TOUCH)
         | (np.linalg.norm(wrench[:, :3], axis=1) > WRIST_N)
     )
-    known = len(proprio) if not touched.any() else int(np.argmax(touched))
-    labels[:, 0] = np.sin(QUARTER_TURNS * yaw)
-    labels[:, 1] = np.cos(QUARTER_TURNS * yaw)
-    labels[:known, 2] = 1.0
-    return labels
+    return len(proprio) if not touched.any() else int(np.argmax(touched))
 
 
 def face_yaw(sin4: np.ndarray, cos4: np.ndarray) -> np.ndarray:

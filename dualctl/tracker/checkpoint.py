@@ -17,7 +17,7 @@ from safetensors.torch import load, save
 from dualctl.config import section_from_yaml, to_yaml
 from dualctl.data.episode import atomic_write_bytes, atomic_write_text
 from dualctl.errors import CheckpointError, ConfigError
-from dualctl.tracker.config import ARCHITECTURE_KEYS, RUN_KEYS, GraspYawConfig, TrackerConfig
+from dualctl.tracker.config import ARCHITECTURE_KEYS, RUN_KEYS, GraspPoseConfig, TrackerConfig
 from dualctl.tracker.model import TrackerNet
 
 WEIGHTS = "model.safetensors"
@@ -65,12 +65,12 @@ def with_run_choices(folder: Path, choices: TrackerConfig) -> TrackerConfig:
     return dataclasses.replace(saved, **{key: getattr(choices, key) for key in RUN_KEYS})
 
 
-def with_grasp_yaw_choice(folder: Path, choice: str) -> TrackerConfig:
-    """The config a checkpoint was trained with, its grasp-yaw reader chosen as the benches'
-    ``--grasp-yaw`` says: "" (the one the checkpoint ships, if any), "off", or a reader folder."""
+def with_grasp_pose_choice(folder: Path, choice: str) -> TrackerConfig:
+    """The config a checkpoint was trained with, its grasp-pose reader chosen as the benches'
+    ``--grasp-pose`` says: "" (the one the checkpoint ships, if any), "off", or a reader folder."""
     off = choice == "off"
-    reader = GraspYawConfig(enabled=not off, checkpoint="" if off else choice)
-    return dataclasses.replace(read_checkpoint_config(folder), grasp_yaw=reader)
+    reader = GraspPoseConfig(enabled=not off, checkpoint="" if off else choice)
+    return dataclasses.replace(read_checkpoint_config(folder), grasp_pose=reader)
 
 
 def trained_lookahead_range(saved: TrackerConfig) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""``dualctl train tracker`` and ``dualctl train grasp-yaw``; the training code (and
+"""``dualctl train tracker`` and ``dualctl train grasp-pose``; the training code (and
 Lightning) loads only when it runs."""
 
 from __future__ import annotations
@@ -17,19 +17,19 @@ def register(registry: CommandRegistry) -> None:
     add_overrides(parser)
     add_overrides(
         registry.add_train(
-            "grasp-yaw",
-            "train the grasp-yaw reader (object yaw from the camera) on a sim dataset",
-            run_grasp_yaw,
+            "grasp-pose",
+            "train the grasp-pose reader (object place and yaw from the camera) on a sim dataset",
+            run_grasp_pose,
         )
     )
 
 
-def run_grasp_yaw(args: argparse.Namespace) -> int:
-    from dualctl.tracker.grasp_yaw_train import train_grasp_yaw
+def run_grasp_pose(args: argparse.Namespace) -> int:
+    from dualctl.tracker.grasp_pose_train import train_grasp_pose
 
     config = load_config(args.overrides)
-    train_grasp_yaw(
-        config.tracker.grasp_yaw, Path(config.data), Path(config.out) / "grasp_yaw", config.seed,
+    train_grasp_pose(
+        config.tracker.grasp_pose, Path(config.data), Path(config.out) / "grasp_pose", config.seed,
         config.trainer,
     )  # fmt: skip
     return 0

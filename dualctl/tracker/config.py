@@ -37,7 +37,7 @@ ARCHITECTURE_KEYS = (
 MODALITIES = ("force", "tactile")
 #: Fields a run chooses whatever checkpoint it loads (the rest come from the checkpoint).
 RUN_KEYS = (
-    "rate_hz", "controller", "drop_force", "drop_tactile", "grip_reflex", "regrasp", "grasp_yaw",
+    "rate_hz", "controller", "drop_force", "drop_tactile", "grip_reflex", "regrasp", "grasp_pose",
     "mpc",
 )  # fmt: skip
 #: Behaviour-cloning losses of the tracking head (``tracker.train.head_loss``), by name.
@@ -174,19 +174,24 @@ class TrackerMpcConfig:
 
 
 @dataclass
-class GraspYawConfig:
-    """The grasp-yaw reader and servo (:mod:`dualctl.tracker.grasp_yaw`): a small CNN reads
-    the object's yaw from the camera and the arm turns the open hand to its faces.
+class GraspPoseConfig:
+    """The grasp-pose reader and servo (:mod:`dualctl.tracker.grasp_pose`): a small CNN reads
+    the object's place and yaw from the camera, and the arm centres the open hand over it and
+    turns it to its faces.
 
     Attributes:
-        enabled: turn the hand with the servo when a reader is found (false: the head's own
-            yaw rate, e.g. to ablate the servo).
+        enabled: steer the hand with the servo when a reader is found (false: the head's own
+            velocity, e.g. to ablate the servo).
         checkpoint: the reader's folder; "" = the tracker checkpoint's own reader
-            (``grasp_yaw.safetensors`` beside its weights), if it ships one.
+            (``grasp_pose.safetensors`` beside its weights), if it ships one.
         gain: servo yaw rate (rad/s) per rad of turn still to go.
         max_rate: servo yaw rate limit (rad/s).
+        xy_gain: servo sideways speed (m/s) per m still to go (0: the head's own x, y).
+        max_speed: servo sideways speed limit (m/s) per axis.
+        reach_m: the servo centres the hand only within this distance (m) of the object...
+        below_m: ...and below this hand height (m) above the table.
         camera: the camera the reader is trained on.
-        steps: training steps of ``dualctl train grasp-yaw``.
+        steps: training steps of ``dualctl train grasp-pose``.
         batch_size: frames per training step.
         lr: AdamW learning rate.
         max_minutes: training wall-clock cap (min).
@@ -198,22 +203,30 @@ class GraspYawConfig:
     checkpoint: str = ""
     gain: float = 6.0
     max_rate: float = 1.5
+    xy_gain: float = 6.0
+    max_speed: float = 0.1
+    reach_m: float = 0.06
+    below_m: float = 0.14
     camera: str = "scene"
     steps: int = 1500
     batch_size: int = 64
     lr: float = 1e-3
     max_minutes: float = 10.0
     val_episodes: int = 40
-    export: str = "out/grasp_yaw"
+    export: str = "out/grasp_pose"
 
     def __post_init__(self):
-        check_range("tracker.grasp_yaw.gain", self.gain, 0.0, 100.0)
-        check_range("tracker.grasp_yaw.max_rate", self.max_rate, 0.0, 10.0)
-        check_range("tracker.grasp_yaw.steps", self.steps, 1)
-        check_range("tracker.grasp_yaw.batch_size", self.batch_size, 1)
-        check_range("tracker.grasp_yaw.lr", self.lr, 1e-7, 1.0)
-        check_range("tracker.grasp_yaw.max_minutes", self.max_minutes, 0.1)
-        check_range("tracker.grasp_yaw.val_episodes", self.val_episodes, 0)
+        check_range("tracker.grasp_pose.gain", self.gain, 0.0, 100.0)
+        check_range("tracker.grasp_pose.max_rate", self.max_rate, 0.0, 10.0)
+        check_range("tracker.grasp_pose.xy_gain", self.xy_gain, 0.0, 100.0)
+        check_range("tracker.grasp_pose.max_speed", self.max_speed, 0.0, 1.0)
+        check_range("tracker.grasp_pose.reach_m", self.reach_m, 0.0, 1.0)
+        check_range("tracker.grasp_pose.below_m", self.below_m, 0.0, 2.0)
+        check_range("tracker.grasp_pose.steps", self.steps, 1)
+        check_range("tracker.grasp_pose.batch_size", self.batch_size, 1)
+        check_range("tracker.grasp_pose.lr", self.lr, 1e-7, 1.0)
+        check_range("tracker.grasp_pose.max_minutes", self.max_minutes, 0.1)
+        check_range("tracker.grasp_pose.val_episodes", self.val_episodes, 0)
 
 
 @dataclass
@@ -232,7 +245,7 @@ class TrackerConfig:
         regrasp: with the grip reflex, open and lift clear when the fingers close on nothing
             or on top of the object (needs the wrist force), and let the head try again
             (:class:`dualctl.tracker.grip.GripReflex`).
-        grasp_yaw: the grasp-yaw reader and servo (off unless its checkpoint is set).
+        grasp_pose: the grasp-pose reader and servo (off unless its checkpoint is set).
         lookahead_s: s ahead of now the reference latent is taken from the plan.
         ensemble: more tracker checkpoint folders acting with ``checkpoint`` as one
             (:mod:`dualctl.tracker.ensemble`: their actions averaged, one grip reflex); they
@@ -285,7 +298,7 @@ class TrackerConfig:
     drop_tactile: bool = False
     grip_reflex: bool = True
     regrasp: bool = False
-    grasp_yaw: GraspYawConfig = field(default_factory=GraspYawConfig)
+    grasp_pose: GraspPoseConfig = field(default_factory=GraspPoseConfig)
     lookahead_s: float = 0.5
     encoder: str = "timm"
     arch: str = "test_resnet"

@@ -52,7 +52,7 @@ class EnsembleTracker(Tracker):
         self._reference_splits = np.cumsum([m.latent_dim for m in members])[:-1]
         for member in self.members[1:]:
             member.grip_reflex = None  # one reflex decides the grasp
-            member.grasp_yaw_reader = member.yaw_servo = None  # and one servo the yaw
+            member.grasp_pose_reader = member.grasp_servo = None  # and one servo the approach
         self.stacked = _stacked_fast_path(self.members)
 
     @property

@@ -1,7 +1,7 @@
 """The JEPA tracker the runtime drives: torch for ``encode`` (camera rate), numpy for ``act``
 (every tick), and :func:`load_tracker` to build it from a checkpoint. When the checkpoint
-ships a grasp-yaw reader (or ``tracker.grasp_yaw.checkpoint`` names one), it turns the open
-hand to the object's faces (:mod:`dualctl.tracker.grasp_yaw`).
+ships a grasp-pose reader (or ``tracker.grasp_pose.checkpoint`` names one), it centres the open
+hand over the object and turns it to its faces (:mod:`dualctl.tracker.grasp_pose`).
 
 Missing inputs: a dropped modality (``drop_force``/``drop_tactile``) is fed as zeros with its
 "missing" flag set, which the model saw in training through modality dropout; without tactile
@@ -25,8 +25,8 @@ from dualctl.tracker.base import Tracker, camera_frame
 from dualctl.tracker.checkpoint import check_compatible, load_checkpoint
 from dualctl.tracker.config import MODALITIES, TrackerConfig
 from dualctl.tracker.fastpath import FastPath
-from dualctl.tracker.grasp_yaw import WEIGHTS as GRASP_YAW_WEIGHTS
-from dualctl.tracker.grasp_yaw import GraspYawNet, YawServo, load_grasp_yaw
+from dualctl.tracker.grasp_pose import WEIGHTS as GRASP_POSE_WEIGHTS
+from dualctl.tracker.grasp_pose import GraspPoseNet, GraspServo, load_grasp_pose
 from dualctl.tracker.grip import GripReflex
 from dualctl.tracker.model import TrackerNet, images_to_float
 from dualctl.tracker.mpc import LatentMPC
@@ -92,28 +92,30 @@ class JepaTracker(Tracker):
         self.tactile_history = FrameHistory(config.tactile_history, 1.0 / config.frame_hz)
         use_reflex = config.grip_reflex and not config.drop_tactile
         self.grip_reflex = GripReflex(1.0 / config.frame_hz, config.regrasp) if use_reflex else None
-        self.grasp_yaw_reader, self.yaw_servo = self._grasp_yaw(config)
+        self.grasp_pose_reader, self.grasp_servo = self._grasp_pose(config)
         self.reset()
 
-    def _grasp_yaw(self, config: TrackerConfig) -> tuple[GraspYawNet | None, YawServo | None]:
-        """The grasp-yaw reader and its servo when one is set and enabled."""
-        settings = config.grasp_yaw
+    def _grasp_pose(self, config: TrackerConfig) -> tuple[GraspPoseNet | None, GraspServo | None]:
+        """The grasp-pose reader and its servo when one is set and enabled."""
+        settings = config.grasp_pose
         if not (settings.enabled and settings.checkpoint):
             return None, None
-        reader = load_grasp_yaw(settings.checkpoint)
+        reader = load_grasp_pose(settings.checkpoint)
         if reader.config.camera not in self.cameras:
-            raise ConfigError("tracker.grasp_yaw.checkpoint", settings.checkpoint,
+            raise ConfigError("tracker.grasp_pose.checkpoint", settings.checkpoint,
                               f"a reader of a camera this tracker reads {self.cameras}, not "
                               f"'{reader.config.camera}'")  # fmt: skip
-        return reader, YawServo(settings.gain, settings.max_rate)
+        servo = GraspServo(settings.gain, settings.max_rate, settings.xy_gain, settings.max_speed,
+                           settings.reach_m, settings.below_m)  # fmt: skip
+        return reader, servo
 
     def reset(self) -> None:
         self.wrench_history.reset()
         self.tactile_history.reset()
         if self.grip_reflex is not None:
             self.grip_reflex.reset()
-        if self.yaw_servo is not None:
-            self.yaw_servo.reset()
+        if self.grasp_servo is not None:
+            self.grasp_servo.reset()
         if self.mpc is not None:
             self.mpc.reset()
 
@@ -126,10 +128,10 @@ class JepaTracker(Tracker):
     @torch.inference_mode()
     def encode_view(self, images: dict[str, np.ndarray]) -> np.ndarray:
         """The scene camera's latent, followed by the wrist camera's features if it has one
-        (and the grasp-yaw reader's reading of the view, kept by its servo)."""
-        if self.yaw_servo is not None and self.yaw_servo.armed:
-            reader = self.grasp_yaw_reader
-            self.yaw_servo.see(reader.read(camera_frame(images, reader.config.camera)))
+        (and the grasp-pose reader's reading of the view, kept by its servo)."""
+        if self.grasp_servo is not None and self.grasp_servo.armed:
+            reader = self.grasp_pose_reader
+            self.grasp_servo.see(reader.read(camera_frame(images, reader.config.camera)))
         latents = [self.encode(camera_frame(images, self.config.camera)[None])[0]]
         if self.config.wrist_camera:
             wrist = camera_frame(images, self.config.wrist_camera)[None]
@@ -172,8 +174,8 @@ class JepaTracker(Tracker):
     def finish(self, observation: Observation, vector: np.ndarray) -> Action:
         """A raw action vector -> the command: the grip reflex applied, the gripper clipped."""
         action = Action.from_array(vector, timestamp=observation.timestamp)
-        if self.yaw_servo is not None:
-            action = self.yaw_servo(action, observation)
+        if self.grasp_servo is not None:
+            action = self.grasp_servo(action, observation)
         if self.grip_reflex is not None:
             wrench = _ZERO_WRENCH if self.force_missing else observation.wrench
             action = self.grip_reflex(
@@ -182,13 +184,13 @@ class JepaTracker(Tracker):
         return Action(action.ee_velocity, action.gripper.clipped(), action.timestamp)
 
 
-def with_own_grasp_yaw(config: TrackerConfig, checkpoint_dir: Path) -> TrackerConfig:
-    """``config`` reading the grasp-yaw reader the tracker checkpoint ships beside its weights
-    when no other reader is named (``tracker.grasp_yaw.checkpoint`` empty)."""
-    settings = config.grasp_yaw
-    if settings.checkpoint or not (checkpoint_dir / GRASP_YAW_WEIGHTS).is_file():
+def with_own_grasp_pose(config: TrackerConfig, checkpoint_dir: Path) -> TrackerConfig:
+    """``config`` reading the grasp-pose reader the tracker checkpoint ships beside its weights
+    when no other reader is named (``tracker.grasp_pose.checkpoint`` empty)."""
+    settings = config.grasp_pose
+    if settings.checkpoint or not (checkpoint_dir / GRASP_POSE_WEIGHTS).is_file():
         return config
-    return replace(config, grasp_yaw=replace(settings, checkpoint=str(checkpoint_dir)))
+    return replace(config, grasp_pose=replace(settings, checkpoint=str(checkpoint_dir)))
 
 
 def load_tracker(
@@ -217,7 +219,7 @@ def load_tracker(
     if lookahead_s is not None:
         run = replace(run, lookahead_s=lookahead_s)
         check_compatible(Path(checkpoint_dir), saved, run)
-    run = with_own_grasp_yaw(run, Path(checkpoint_dir))
+    run = with_own_grasp_pose(run, Path(checkpoint_dir))
     run.drop_force = run.drop_force or "force" not in modalities
     run.drop_tactile = run.drop_tactile or "tactile" not in modalities
     return JepaTracker(net, run)

@@ -53,14 +53,14 @@ def test_the_overhead_tracker_asks_for_the_overhead_camera():
     assert tracker.encode_view({"overhead": frame}).shape == tracker.encode(frame[None])[0].shape
 
 
-def test_the_runtime_tracker_turns_the_hand_with_its_shipped_grasp_yaw_reader():
+def test_the_runtime_tracker_turns_the_hand_with_its_shipped_grasp_pose_reader():
     shipped = load_runtime_tracker(load_config([]))
-    assert shipped.grasp_yaw_reader is not None and shipped.yaw_servo is not None
-    assert shipped.grasp_yaw_reader.config.camera == shipped.cameras[0]
-    off = load_runtime_tracker(load_config(["tracker.grasp_yaw.enabled=false"]))
-    assert off.grasp_yaw_reader is None and off.yaw_servo is None
+    assert shipped.grasp_pose_reader is not None and shipped.grasp_servo is not None
+    assert shipped.grasp_pose_reader.config.camera == shipped.cameras[0]
+    off = load_runtime_tracker(load_config(["tracker.grasp_pose.enabled=false"]))
+    assert off.grasp_pose_reader is None and off.grasp_servo is None
     # a tracker whose folder holds no reader runs without one
     oracle = load_runtime_tracker(
         load_config([f"tracker.checkpoint={CHECKPOINTS / 'tracker_oracle'}"])
     )
-    assert oracle.yaw_servo is None
+    assert oracle.grasp_servo is None

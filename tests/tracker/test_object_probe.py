@@ -8,7 +8,7 @@ import torch
 
 from dualctl.data.dataset import EpisodeStore
 from dualctl.data.episode import Episode, write_dataset_info, write_episode
-from dualctl.data.privileged import face_yaw, object_yaw_labels
+from dualctl.data.privileged import face_yaw, object_xy_labels, object_yaw_labels
 from dualctl.tracker.model import NORMALISED, PROPRIO_YAW, TrackerNet
 from dualctl.types import ACTION_DIM, GRIPPER_STROKE_M, PROPRIO_DIM, TACTILE_SHAPE
 
@@ -61,6 +61,18 @@ def test_labels_are_known_until_the_hand_closes_or_feels_something():
     assert labels[:2, 2].all() and not labels[2:, 2].any()
     real = object_yaw_labels({"task": "Lift"}, episode.proprio, episode.tactile, episode.wrench)
     assert not real.any()
+
+
+def test_place_labels_are_known_over_the_same_steps_as_the_yaw():
+    episode = _episode(4, steps=12, close_at=8)
+    episode.meta["variation"]["object_xy"] = [0.03, -0.05]
+    episode.tactile[6, 1, 0, 0, 0] = 1.0
+    places = object_xy_labels(episode.meta, episode.proprio, episode.tactile, episode.wrench)
+    yaws = object_yaw_labels(episode.meta, episode.proprio, episode.tactile, episode.wrench)
+    np.testing.assert_array_equal(places[:, 2], yaws[:, 2])
+    assert places[:6, 2].all() and not places[6:, 2].any()
+    np.testing.assert_allclose(places[:, :2], np.tile([0.03, -0.05], (12, 1)))
+    assert not object_xy_labels({}, episode.proprio, episode.tactile, episode.wrench).any()
 
 
 def test_the_probe_loss_teaches_the_latent_the_objects_yaw(tmp_path):
