@@ -79,6 +79,10 @@ BUMP_TOUCH_N, BUMP_WRIST_N, BUMP_BACKOFF_SPEED = 1.0, 30.0, 0.2
 #: or as far above it: a head steering across lands again, and every landing at its approach
 #: speed adds a spike of force a fragile object may not take.
 BUMP_DESCENT_SPEED, BUMP_CLEAR_M = 0.02, 0.01
+#: The reflex's probe calls an object carried only after this long (s) of per-tick touch
+#: under the friction cone since its last raise (:class:`SlipProbe`, stick-slip): a sliding
+#: heavy block's stick-slip cycle here is about 0.1 s.
+STICK_SLIP_S = 0.15
 
 
 def felt_forces(tactile: np.ndarray) -> tuple[float, float]:
@@ -104,6 +108,14 @@ class SlipProbe:
     gets one more raise, at most ``recheck_raises`` times: the force was then short of what the
     motion needs, so one raise stays under the break force as the probing raises do.
 
+    A heavy object often slides in stick-slip: the ratio jumps between the cone and a third
+    below it every few hundredths of a second, so a median can catch a stick phase and call a
+    sliding object carried (a closed-loop Fragile block slid 3 cm down the pads that way, at
+    two thirds of its hold force). With ``stick_slip_s`` > 0 each tick's touch is also fed to
+    :meth:`feel`, and an object is carried only when the ratios of at least that long since the
+    last raise stay under the cone (their ``PEAK_QUANTILE``); when they do not, the object
+    still slides and gets a raise.
+
     ``settle=False`` is the first version of the rule, which compared the ratio just before and
     just after a raise (``carried_exponent`` sets the test); the shear still lags the squeeze
     then, so it can call a slipping object carried. The touch teacher recorded
@@ -117,6 +129,8 @@ class SlipProbe:
     #: a few per cent below its peak as the squeeze grows (0.95 called such contacts carried at
     #: a third of the force they needed).
     SLIPPING = 0.85
+    #: Quantile of the per-tick ratios since the last raise that must sit under the cone.
+    PEAK_QUANTILE = 0.75
 
     def __init__(
         self,
@@ -124,14 +138,23 @@ class SlipProbe:
         carried_exponent: float = -0.5,
         settle: bool = True,
         recheck_raises: int = 1,
+        stick_slip_s: float = 0.0,
     ):
         self.force = float(start_force)
         self.recheck_raises = recheck_raises
         self.carried_exponent = carried_exponent
         self.settle = settle
+        self.stick_slip_s = stick_slip_s
         self.carried = False
         self.friction: float | None = None
         self._previous: tuple[float, float] | None = None
+        self._felt_ratios: list[tuple[float, float]] = []  # (time s, shear/normal) since a raise
+
+    def feel(self, time_s: float, normal: float, shear: float) -> None:
+        """Record one tick's felt normal and shear (N) at ``time_s`` (s), for the stick-slip
+        test (only used with ``stick_slip_s`` > 0, and only while the fingers press)."""
+        if self.stick_slip_s > 0 and not self.carried and normal > 0.5 * self.force:
+            self._felt_ratios.append((time_s, shear / normal))
 
     def step(self, normal: float, shear: float) -> float:
         """One probe step from the felt normal and shear (N); the grip force to command."""
@@ -150,16 +173,38 @@ class SlipProbe:
         if previous[0] <= 0.0:
             return  # shear without pressure: a glancing touch, no cone to compare
         ratio, before = shear / normal, previous[1] / previous[0]
-        if abs(ratio / before - 1.0) > self.STEADY:
-            return  # the load is still changing
+        steady = abs(ratio / before - 1.0) <= self.STEADY  # else the load is still changing
         if self.carried:
-            self._recheck(ratio)
+            if steady:
+                self._recheck(ratio)
+            return
+        window = self._window_slipping()
+        if window:  # stick-slip: on the cone much of the time, whatever the median says
+            self._raise(normal)
+        elif not steady:
+            return
         elif self.friction is None or ratio >= self.SLIPPING * self.friction:
             self.friction = max(self.friction or 0.0, ratio)
-            if normal >= 0.9 * self.force:
-                self.force *= GROW
-        else:
+            self._raise(normal)
+        elif window is not None or self.stick_slip_s <= 0:
             self.force, self.carried = self.force * MARGIN, True
+
+    def _raise(self, normal: float) -> None:
+        if normal >= 0.9 * self.force:
+            self.force *= GROW
+            self._felt_ratios.clear()
+
+    def _window_slipping(self) -> bool | None:
+        """Whether the ticks since the last raise sat on the cone much of the time (their
+        ``PEAK_QUANTILE`` ratio at or above it); None while they span less than
+        ``stick_slip_s`` (or the test is off, or the cone is not known yet)."""
+        ratios = self._felt_ratios
+        if self.stick_slip_s <= 0 or self.friction is None or not ratios:
+            return None
+        if ratios[-1][0] - ratios[0][0] < self.stick_slip_s:
+            return None
+        peak = float(np.quantile([r for _, r in ratios], self.PEAK_QUANTILE))
+        return peak >= self.SLIPPING * self.friction
 
     def _recheck(self, ratio: float) -> None:
         """A carried object that slips again (on the friction cone once more, e.g. when the
@@ -296,10 +341,13 @@ class GripReflex:
             recent = [f[1] for f in self._felt if f[0] >= time_s - self.AVERAGE_S]
             if sum(recent) / len(recent) >= 0.9 * self.probe.force:
                 self.landed_at = time_s
+        settled = self.landed_at is not None and time_s - self.landed_at >= self.SETTLE_S
+        if settled:
+            self.probe.feel(*self._felt[-1])
         if time_s - self._step_time < self.period_s:
             return
         normal, shear = np.median([f[1:] for f in self._felt], axis=0)
-        if self.landed_at is not None and time_s - self.landed_at >= self.SETTLE_S:
+        if settled:
             self.probe.step(normal, shear)
         self._step_time = time_s
 
@@ -446,7 +494,7 @@ class GripReflex:
                 return Action(action.ee_velocity, gripper, action.timestamp)
             return action
         if self.probe is None:
-            self.probe, self._step_time = SlipProbe(), -np.inf
+            self.probe, self._step_time = SlipProbe(stick_slip_s=STICK_SLIP_S), -np.inf
         landed = self.landed_at is not None
         self._step_probe(tactile, time_s)
         if self._missed(proprio):

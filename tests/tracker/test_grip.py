@@ -91,6 +91,49 @@ def test_carried_probe_raises_once_more_when_the_object_slips_again():
     assert probe.force == pytest.approx(held * 1.25)
 
 
+def run_ticks(probe: SlipProbe, ratio_at, seconds: float, start: float = 0.0) -> float:
+    """Feed ``probe`` 200 Hz ticks pressing with its force and feeling ``ratio_at(t)`` x the
+    normal as shear, a probe step every 10 ticks (at the 20 Hz the reflex steps it) with that
+    tick's reading; returns the time reached (s)."""
+    t = start
+    for tick in range(int(round(seconds * 200))):
+        t = start + tick / 200
+        normal = probe.force
+        probe.feel(t, normal, ratio_at(t) * normal)
+        if tick % 10 == 9:
+            probe.step(normal, ratio_at(t) * normal)
+    return t
+
+
+def stick_slip(t: float) -> float:
+    """Measured on a heavy sim block sliding down the pads: shear/normal jumps between the
+    cone (0.198) and a third under it every 0.05 s."""
+    return 0.198 if int(t / 0.05) % 2 == 0 else 0.12
+
+
+def test_a_block_in_stick_slip_is_raised_not_called_carried():
+    steady = SlipProbe()
+    steady_steps(steady, lambda n: 0.198 * n)  # the cone, known from a steady slide
+    for _ in range(2):
+        steady_steps(steady, lambda n: 0.12 * n)  # a median caught in a stick phase
+    assert steady.carried  # what the median alone concludes
+    probe = SlipProbe(stick_slip_s=0.15)
+    steady_steps(probe, lambda n: 0.198 * n)
+    start = probe.force
+    run_ticks(probe, stick_slip, 1.0)
+    assert not probe.carried
+    assert probe.force >= start * 1.25**3  # a raise every window or so
+
+
+def test_a_carried_block_is_called_carried_once_a_window_of_ticks_agrees():
+    probe = SlipProbe(stick_slip_s=0.15)
+    steady_steps(probe, lambda n: 0.2 * n)  # slipping: one raise
+    t = run_ticks(probe, lambda t: 0.1, 0.1)
+    assert not probe.carried  # the median is under the cone, but only 0.1 s of ticks
+    run_ticks(probe, lambda t: 0.1, 0.1, start=t + 0.005)
+    assert probe.carried
+
+
 def test_slip_probe_ignores_shear_felt_without_pressure():
     probe = SlipProbe()
     with warnings.catch_warnings():
