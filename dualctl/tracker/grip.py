@@ -112,9 +112,9 @@ class SlipProbe:
     below it every few hundredths of a second, so a median can catch a stick phase and call a
     sliding object carried (a closed-loop Fragile block slid 3 cm down the pads that way, at
     two thirds of its hold force). With ``stick_slip_s`` > 0 each tick's touch is also fed to
-    :meth:`feel`, and an object is carried only when the ratios of at least that long since the
-    last raise stay under the cone (their ``PEAK_QUANTILE``); when they do not, the object
-    still slides and gets a raise.
+    :meth:`feel`, and an object is carried only when the last ``stick_slip_s`` of ratios, all
+    felt since the last raise, stay under the cone (their ``PEAK_QUANTILE``); when they do not,
+    the object still slides and gets a raise.
 
     ``settle=False`` is the first version of the rule, which compared the ratio just before and
     just after a raise (``carried_exponent`` sets the test); the shear still lags the squeeze
@@ -148,13 +148,21 @@ class SlipProbe:
         self.carried = False
         self.friction: float | None = None
         self._previous: tuple[float, float] | None = None
-        self._felt_ratios: list[tuple[float, float]] = []  # (time s, shear/normal) since a raise
+        # (time s, shear/normal) of the last stick_slip_s since the last raise, and when the
+        # first of them since that raise was felt
+        self._felt_ratios: collections.deque = collections.deque()
+        self._felt_since: float | None = None
 
     def feel(self, time_s: float, normal: float, shear: float) -> None:
         """Record one tick's felt normal and shear (N) at ``time_s`` (s), for the stick-slip
         test (only used with ``stick_slip_s`` > 0, and only while the fingers press)."""
         if self.stick_slip_s > 0 and not self.carried and normal > 0.5 * self.force:
-            self._felt_ratios.append((time_s, shear / normal))
+            ratios = self._felt_ratios
+            ratios.append((time_s, shear / normal))
+            while ratios[0][0] < time_s - self.stick_slip_s:  # bounded however long it takes
+                ratios.popleft()
+            if self._felt_since is None:
+                self._felt_since = time_s
 
     def step(self, normal: float, shear: float) -> float:
         """One probe step from the felt normal and shear (N); the grip force to command."""
@@ -193,17 +201,19 @@ class SlipProbe:
         if normal >= 0.9 * self.force:
             self.force *= GROW
             self._felt_ratios.clear()
+            self._felt_since = None
 
     def _window_slipping(self) -> bool | None:
-        """Whether the ticks since the last raise sat on the cone much of the time (their
-        ``PEAK_QUANTILE`` ratio at or above it); None while they span less than
-        ``stick_slip_s`` (or the test is off, or the cone is not known yet)."""
+        """Whether the last ``stick_slip_s`` of ticks sat on the cone much of the time (their
+        ``PEAK_QUANTILE`` ratio at or above it); None until that long has been felt since the
+        last raise (or when the test is off, or the cone is not known yet)."""
         ratios = self._felt_ratios
         if self.stick_slip_s <= 0 or self.friction is None or not ratios:
             return None
-        if ratios[-1][0] - ratios[0][0] < self.stick_slip_s:
+        if ratios[-1][0] - self._felt_since < self.stick_slip_s:
             return None
-        peak = float(np.quantile([r for _, r in ratios], self.PEAK_QUANTILE))
+        ordered = sorted(r for _, r in ratios)  # a few dozen floats: cheaper than numpy here
+        peak = ordered[int(self.PEAK_QUANTILE * (len(ordered) - 1))]
         return peak >= self.SLIPPING * self.friction
 
     def _recheck(self, ratio: float) -> None:

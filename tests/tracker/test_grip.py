@@ -134,6 +134,21 @@ def test_a_carried_block_is_called_carried_once_a_window_of_ticks_agrees():
     assert probe.carried
 
 
+def test_the_stick_slip_window_judges_the_latest_ticks_only():
+    probe = SlipProbe(stick_slip_s=0.15)
+    steady_steps(probe, lambda n: 0.198 * n)  # the cone
+    force = probe.force
+    for tick in range(1000):  # 5 s sliding with the fingers short of the force: no raise
+        t = tick / 200
+        probe.feel(t, 0.8 * force, stick_slip(t) * 0.8 * force)
+    assert probe.force == force and not probe.carried
+    for tick in range(40):  # then held for 0.2 s between two probe steps
+        probe.feel(5.0 + tick / 200, force, 0.1 * force)
+    run_ticks(probe, lambda t: 0.1, 0.1, start=5.2)  # judged on the held ticks alone
+    assert probe.carried
+    assert probe.force == pytest.approx(force * 1.1)  # no raise for the slide 5 s ago
+
+
 def test_slip_probe_ignores_shear_felt_without_pressure():
     probe = SlipProbe()
     with warnings.catch_warnings():
