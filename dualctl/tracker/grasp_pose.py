@@ -148,12 +148,8 @@ class GraspServo:
         below_m: float = 0.0,
     ):
         self.gain, self.max_rate = gain, max_rate
-        self.xy_gain, self.max_speed, self.reach_m, self.below_m = (
-            xy_gain,
-            max_speed,
-            reach_m,
-            below_m,
-        )
+        self.xy_gain, self.max_speed = xy_gain, max_speed
+        self.reach_m, self.below_m = reach_m, below_m
         self.reset()
 
     def reset(self) -> None:
