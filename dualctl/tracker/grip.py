@@ -129,7 +129,7 @@ class SlipProbe:
     #: a few per cent below its peak as the squeeze grows (0.95 called such contacts carried at
     #: a third of the force they needed).
     SLIPPING = 0.85
-    #: Quantile of the per-tick ratios since the last raise that must sit under the cone.
+    #: Quantile of the window's per-tick ratios that must sit under the cone for "carried".
     PEAK_QUANTILE = 0.75
 
     def __init__(
