@@ -181,7 +181,8 @@ class GraspServo:
         turn = (self.face_yaw - float(proprio[_YAW]) + quarter / 2) % quarter - quarter / 2
         velocity = action.ee_velocity.copy()
         velocity[3] = float(np.clip(self.gain * turn, -self.max_rate, self.max_rate))
-        offset = self.object_xy - proprio[_XY]
-        if proprio[_Z] < self.below_m and float(np.hypot(*offset)) < self.reach_m:
-            velocity[:2] = np.clip(self.xy_gain * offset, -self.max_speed, self.max_speed)
+        if proprio[_Z] < self.below_m:  # high up the head alone steers across: skip the rest
+            offset = self.object_xy - proprio[_XY]
+            if float(np.hypot(*offset)) < self.reach_m:
+                velocity[:2] = np.clip(self.xy_gain * offset, -self.max_speed, self.max_speed)
         return Action(velocity, action.gripper, action.timestamp)
