@@ -62,7 +62,7 @@ from dualctl.data.episode import (
 from dualctl.errors import CheckpointError, ConfigError
 from dualctl.eval.references import StateAlignment
 from dualctl.planner.diffusion_planner import load_planner
-from dualctl.tracker.checkpoint import with_grasp_pose_choice
+from dualctl.tracker.checkpoint import with_reader_choices
 from dualctl.tracker.jepa import JepaTracker, load_tracker
 from dualctl.tracker.plan_references import shown_frame
 from dualctl.types import Action, Observation
@@ -222,13 +222,16 @@ def main() -> None:
     parser.add_argument("--grasp-pose", default="",
                         help="the grasp-pose reader turning the open hand during rollouts: a "
                         "folder, 'off', or '' for the one the checkpoint ships (if any)")  # fmt: skip
+    parser.add_argument("--hand-pose", default="",
+                        help="the hand-pose reader whose servo carries toward the reference's "
+                        "hand: a folder, 'off', or '' for the one the checkpoint ships (if any)")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     planner = load_planner(args.planner, threads=1) if args.planner else None
     config = SimConfig(split="train")
     out, tasks = Path(args.out), args.tasks.split(",")
     try:
-        choices = with_grasp_pose_choice(Path(args.checkpoint), args.grasp_pose)
+        choices = with_reader_choices(Path(args.checkpoint), args.grasp_pose, args.hand_pose)
         tracker = load_tracker(args.checkpoint, config=choices, lookahead_s=args.lookahead or None)
     except (CheckpointError, ConfigError) as error:
         parser.error(str(error))

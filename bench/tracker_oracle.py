@@ -18,7 +18,7 @@ hand then is from the block's centre (the expert closes on it).
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
         [--episodes 50] [--seed 4000] [--split train] [--align state] [--window 1.0] [--rate 200]
         [--arms full,no reflex,no force/tactile] [--lookahead S] [--ensemble DIR,...]
-        [--grasp-pose DIR|off] [--json PATH]
+        [--grasp-pose DIR|off] [--hand-pose DIR|off] [--json PATH]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from dualctl.errors import CheckpointError, ConfigError
 from dualctl.eval.references import StateAlignment
 from dualctl.eval.stats import wilson_interval
 from dualctl.tracker.base import Tracker
-from dualctl.tracker.checkpoint import with_grasp_pose_choice
+from dualctl.tracker.checkpoint import with_reader_choices
 from dualctl.tracker.ensemble import load_ensemble
 from dualctl.tracker.jepa import load_tracker
 from dualctl.types import ACTION_FIELDS, GRIPPER_STROKE_M, PROPRIO_FIELDS
@@ -149,6 +149,9 @@ def main() -> None:
                         help="the grasp-pose reader whose servo turns the open hand to the "
                         "object's faces: a folder, 'off', or '' for the one the checkpoint "
                         "ships (if any)")  # fmt: skip
+    parser.add_argument("--hand-pose", default="",
+                        help="the hand-pose reader whose servo carries toward the reference's "
+                        "hand: a folder, 'off', or '' for the one the checkpoint ships (if any)")  # fmt: skip
     parser.add_argument("--json", default=str(RESULTS / "tracker_oracle.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -160,7 +163,7 @@ def main() -> None:
         modalities, reflex = ARMS[arm]
         try:
             folders = [args.checkpoint, *filter(None, args.ensemble.split(","))]
-            choices = with_grasp_pose_choice(Path(args.checkpoint), args.grasp_pose)
+            choices = with_reader_choices(Path(args.checkpoint), args.grasp_pose, args.hand_pose)
             trackers[arm] = (
                 load_ensemble(folders, modalities, choices, lookahead_s=args.lookahead or None)
                 if len(folders) > 1
@@ -245,7 +248,8 @@ def main() -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(args.json), json.dumps({
         "checkpoint": args.checkpoint, "ensemble": args.ensemble,
-        "grasp_pose": args.grasp_pose or "(the checkpoint's own)", "split": args.split,
+        "grasp_pose": args.grasp_pose or "(the checkpoint's own)",
+        "hand_pose": args.hand_pose or "(the checkpoint's own)", "split": args.split,
         "first_seed": args.seed,
         "rate_hz": args.rate, "align": args.align, "window_s": args.window,
         "lookahead_s": next(iter(trackers.values())).lookahead_s, "seconds": time.monotonic() - started,

@@ -157,11 +157,14 @@ class PlanBuffer:
 
     def align(self, latent: np.ndarray, now: float) -> None:
         """Latent alignment: move :attr:`progress` to the plan time, between the last match
-        and ``now`` (s), whose latent is nearest ``latent`` (the robot's current view)."""
+        and ``now`` (s), whose latent is nearest ``latent`` (the robot's current view: the
+        plan latents' first ``len(latent)`` values; what follows, e.g. a hand-pose reading, is
+        not compared)."""
         if self.alignment != "latent" or self.trajectory is None:
             return
         candidates = np.arange(self.progress, max(self.progress, now) + 1e-9, self.step_s)
-        gaps = np.linalg.norm(self.trajectory.at_many(candidates) - latent, axis=1)
+        planned = self.trajectory.at_many(candidates)[:, : len(latent)]
+        gaps = np.linalg.norm(planned - latent, axis=1)
         self.progress = float(candidates[int(np.argmin(gaps))])
 
     def position(self, now: float) -> float:

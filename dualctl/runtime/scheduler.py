@@ -246,7 +246,7 @@ class Controller:
         latent = self.tracker.encode_view(observation.images)
         if np.isfinite(latent).all():
             self.latent = latent
-            self.buffer.align(latent, self.clock.now())
+            self.buffer.align(latent[: self.tracker.latent_dim], self.clock.now())
         else:
             log.warning("tracker.encode gave a non-finite latent; keeping the previous one")
 

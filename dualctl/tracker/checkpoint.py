@@ -65,12 +65,18 @@ def with_run_choices(folder: Path, choices: TrackerConfig) -> TrackerConfig:
     return dataclasses.replace(saved, **{key: getattr(choices, key) for key in RUN_KEYS})
 
 
-def with_grasp_pose_choice(folder: Path, choice: str) -> TrackerConfig:
-    """The config a checkpoint was trained with, its grasp-pose reader chosen as the benches'
-    ``--grasp-pose`` says: "" (the one the checkpoint ships, if any), "off", or a reader folder."""
-    off = choice == "off"
-    reader = GraspPoseConfig(enabled=not off, checkpoint="" if off else choice)
-    return dataclasses.replace(read_checkpoint_config(folder), grasp_pose=reader)
+def with_reader_choices(folder: Path, grasp_pose: str = "", hand_pose: str = "") -> TrackerConfig:
+    """The config a checkpoint was trained with, its grasp- and hand-pose readers chosen as the
+    benches' ``--grasp-pose`` and ``--hand-pose`` say: "" (the one the checkpoint ships, if
+    any), "off", or a reader folder."""
+    saved = read_checkpoint_config(folder)
+    return dataclasses.replace(
+        saved,
+        grasp_pose=GraspPoseConfig(enabled=grasp_pose != "off",
+                                   checkpoint="" if grasp_pose == "off" else grasp_pose),
+        hand_pose=dataclasses.replace(saved.hand_pose, enabled=hand_pose != "off",
+                                      checkpoint="" if hand_pose == "off" else hand_pose),
+    )  # fmt: skip
 
 
 def trained_lookahead_range(saved: TrackerConfig) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""``dualctl train tracker`` and ``dualctl train grasp-pose``; the training code (and
+"""``dualctl train tracker``, ``dualctl train grasp-pose`` and ``dualctl train hand-pose``; the training code (and
 Lightning) loads only when it runs."""
 
 from __future__ import annotations
@@ -22,6 +22,13 @@ def register(registry: CommandRegistry) -> None:
             run_grasp_pose,
         )
     )
+    add_overrides(
+        registry.add_train(
+            "hand-pose",
+            "train the hand-pose reader (the gripper's place, from the camera) on a dataset",
+            run_hand_pose,
+        )
+    )
 
 
 def run_grasp_pose(args: argparse.Namespace) -> int:
@@ -30,6 +37,17 @@ def run_grasp_pose(args: argparse.Namespace) -> int:
     config = load_config(args.overrides)
     train_grasp_pose(
         config.tracker.grasp_pose, Path(config.data), Path(config.out) / "grasp_pose", config.seed,
+        config.trainer,
+    )  # fmt: skip
+    return 0
+
+
+def run_hand_pose(args: argparse.Namespace) -> int:
+    from dualctl.tracker.hand_pose_train import train_hand_pose
+
+    config = load_config(args.overrides)
+    train_hand_pose(
+        config.tracker.hand_pose, Path(config.data), Path(config.out) / "hand_pose", config.seed,
         config.trainer,
     )  # fmt: skip
     return 0

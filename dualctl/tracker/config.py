@@ -38,7 +38,7 @@ MODALITIES = ("force", "tactile")
 #: Fields a run chooses whatever checkpoint it loads (the rest come from the checkpoint).
 RUN_KEYS = (
     "rate_hz", "controller", "drop_force", "drop_tactile", "grip_reflex", "regrasp", "grasp_pose",
-    "mpc",
+    "hand_pose", "mpc",
 )  # fmt: skip
 #: Behaviour-cloning losses of the tracking head (``tracker.train.head_loss``), by name.
 HEAD_LOSSES = ("mse", "l1")
@@ -230,6 +230,57 @@ class GraspPoseConfig:
 
 
 @dataclass
+class HandPoseConfig:
+    """The hand-pose reader and carry servo (:mod:`dualctl.tracker.hand_pose`): a small CNN
+    reads the gripper's place off each reference frame, and while the hand carries something
+    the arm moves toward where the reference shows it.
+
+    Attributes:
+        enabled: steer a carrying hand with the servo when a reader is found (false: the
+            head's own velocity, e.g. to ablate the servo).
+        checkpoint: the reader's folder; "" = the tracker checkpoint's own reader
+            (``hand_pose.safetensors`` beside its weights), if it ships one.
+        gain: servo speed (m/s) per m still to go.
+        max_speed: servo speed limit (m/s) per axis.
+        max_accel: servo acceleration limit (m/s^2) per axis.
+        engage_m: the servo engages once the reference's hand is this far (m) across the table
+            from the hand (0: as soon as it carries).
+        camera: the camera the reader is trained on.
+        steps: training steps of ``dualctl train hand-pose``.
+        batch_size: frames per training step.
+        lr: AdamW learning rate.
+        max_minutes: training wall-clock cap (min).
+        val_episodes: episodes held back for validation.
+        export: folder the trained reader is written to.
+    """
+
+    enabled: bool = True
+    checkpoint: str = ""
+    gain: float = 4.0
+    max_speed: float = 0.1
+    max_accel: float = 1.0
+    engage_m: float = 0.05
+    camera: str = "scene"
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 1e-3
+    max_minutes: float = 10.0
+    val_episodes: int = 40
+    export: str = "out/hand_pose"
+
+    def __post_init__(self):
+        check_range("tracker.hand_pose.gain", self.gain, 0.0, 100.0)
+        check_range("tracker.hand_pose.max_speed", self.max_speed, 0.0, 1.0)
+        check_range("tracker.hand_pose.max_accel", self.max_accel, 0.01, 100.0)
+        check_range("tracker.hand_pose.engage_m", self.engage_m, 0.0, 1.0)
+        check_range("tracker.hand_pose.steps", self.steps, 1)
+        check_range("tracker.hand_pose.batch_size", self.batch_size, 1)
+        check_range("tracker.hand_pose.lr", self.lr, 1e-7, 1.0)
+        check_range("tracker.hand_pose.max_minutes", self.max_minutes, 0.1)
+        check_range("tracker.hand_pose.val_episodes", self.val_episodes, 0)
+
+
+@dataclass
 class TrackerConfig:
     """System 1 settings.
 
@@ -246,6 +297,7 @@ class TrackerConfig:
             or on top of the object (needs the wrist force), and let the head try again
             (:class:`dualctl.tracker.grip.GripReflex`).
         grasp_pose: the grasp-pose reader and servo (off unless its checkpoint is set).
+        hand_pose: the hand-pose reader and carry servo (off unless its checkpoint is set).
         lookahead_s: s ahead of now the reference latent is taken from the plan.
         ensemble: more tracker checkpoint folders acting with ``checkpoint`` as one
             (:mod:`dualctl.tracker.ensemble`: their actions averaged, one grip reflex); they
@@ -299,6 +351,7 @@ class TrackerConfig:
     grip_reflex: bool = True
     regrasp: bool = False
     grasp_pose: GraspPoseConfig = field(default_factory=GraspPoseConfig)
+    hand_pose: HandPoseConfig = field(default_factory=HandPoseConfig)
     lookahead_s: float = 0.5
     encoder: str = "timm"
     arch: str = "test_resnet"

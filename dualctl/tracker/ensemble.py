@@ -53,6 +53,7 @@ class EnsembleTracker(Tracker):
         for member in self.members[1:]:
             member.grip_reflex = None  # one reflex decides the grasp
             member.grasp_pose_reader = member.grasp_servo = None  # and one servo the approach
+            member.hand_pose_reader = member.carry_servo = None  # and the carry
         self.stacked = _stacked_fast_path(self.members)
 
     @property
@@ -64,14 +65,19 @@ class EnsembleTracker(Tracker):
         self.members[0].grip_reflex = reflex
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) frames -> (N, latent_dim): every member's latents side by side."""
-        return np.concatenate([m.encode(frames) for m in self.members], axis=1)
+        """(N, H, W, 3) frames -> every member's scene latents side by side (N, latent_dim),
+        then the first member's hand-pose reading if it has a reader."""
+        parts = [m.encode_scene(frames) for m in self.members]
+        reader = self.members[0].hand_pose_reader
+        return np.concatenate(parts + ([reader.read_many(frames)] if reader else []), axis=1)
 
     def encode_view(self, images: dict[str, np.ndarray]) -> np.ndarray:
         return np.concatenate([m.encode_view(images) for m in self.members])
 
     def act(self, observation: Observation, latent: np.ndarray, reference: np.ndarray) -> Action:
         first = self.members[0]
+        reference, hand = reference[: self.latent_dim], reference[self.latent_dim :]
+        hand = hand if len(hand) else None
         if self.stacked is not None:  # members of one latent size, one camera each
             members = len(self.members)
             mean = self.stacked.mean_action(
@@ -79,7 +85,7 @@ class EnsembleTracker(Tracker):
                 observation.proprio, first.sensor_histories(observation),
                 (first.force_missing, first.tactile_missing),
             )  # fmt: skip
-            return first.finish(observation, mean)
+            return first.finish(observation, mean, hand)
         views = np.split(latent, self._view_splits)
         references = np.split(reference, self._reference_splits)
         vectors = [
@@ -87,7 +93,7 @@ class EnsembleTracker(Tracker):
             for member, view, ref in zip(self.members, views, references, strict=True)
         ]
         mean = np.mean(vectors, axis=0).astype(np.float32)
-        return first.finish(observation, mean)
+        return first.finish(observation, mean, hand)
 
     def reset(self) -> None:
         for member in self.members:

@@ -21,23 +21,19 @@ the estimate.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load, save
 from torch import nn
 
-from dualctl.data.episode import atomic_write_bytes, atomic_write_text
 from dualctl.data.privileged import QUARTER_TURNS, TOUCH, face_yaw
-from dualctl.errors import CheckpointError
-from dualctl.tracker.model import images_to_float
+from dualctl.tracker.frame_reader import FrameReader, load_reader, save_reader
 from dualctl.types import PROPRIO_FIELDS, Action, Observation
 
-WEIGHTS, CONFIG = "grasp_pose.safetensors", "grasp_pose.json"
+STEM = "grasp_pose"
+WEIGHTS, CONFIG = f"{STEM}.safetensors", f"{STEM}.json"
 _YAW = PROPRIO_FIELDS.index("ee_yaw")
 _XY = [PROPRIO_FIELDS.index("ee_x"), PROPRIO_FIELDS.index("ee_y")]
 _Z = PROPRIO_FIELDS.index("ee_z")
@@ -45,83 +41,27 @@ _Z = PROPRIO_FIELDS.index("ee_z")
 XY_SCALE = 0.1
 
 
-@dataclass
-class GraspPoseNetConfig:
-    """The reader's architecture, saved beside its weights.
-
-    Attributes:
-        camera: the camera it reads.
-        image_size: input size (px) frames are resized to.
-        channels: output channels of its four stride-2 convolutions.
-        hidden: width of the layer before the output.
-    """
-
-    camera: str = "scene"
-    image_size: int = 64
-    channels: tuple[int, ...] = (16, 32, 32, 32)
-    hidden: int = 64
-
-
-class GraspPoseNet(nn.Module):
+class GraspPoseNet(FrameReader):
     """Camera frame -> the object's pose: unit (sin, cos) of 4 x its yaw, and its (x, y) (m)."""
 
-    def __init__(self, config: GraspPoseNetConfig):
-        super().__init__()
-        self.config = config
-        layers, previous = [], 3
-        for width in config.channels:
-            layers += [nn.Conv2d(previous, width, 3, 2, 1), nn.GroupNorm(4, width), nn.ReLU()]
-            previous = width
-        side = config.image_size // 2 ** len(config.channels)
-        self.features = nn.Sequential(*layers, nn.Flatten())
-        self.head = nn.Sequential(
-            nn.Linear(previous * side * side, config.hidden), nn.ReLU(), nn.Linear(config.hidden, 4)
-        )
+    outputs = 4
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) float images in [0, 1] -> (B, 4): a unit (sin, cos) of 4 x yaw, then
         (x, y) in m."""
-        out = self.head(self.features(images))
+        out = self.raw(images)
         return torch.cat([nn.functional.normalize(out[:, :2], dim=1), out[:, 2:] * XY_SCALE], 1)
-
-    @torch.inference_mode()
-    def read(self, frame: np.ndarray) -> np.ndarray:
-        """One (H, W, 3) uint8 frame -> (sin, cos) of 4 x the object's yaw, its x and y (m)."""
-        images = images_to_float(torch.from_numpy(np.ascontiguousarray(frame[None])),
-                                 self.config.image_size)  # fmt: skip
-        return self(images)[0].numpy()
 
 
 def save_grasp_pose(folder: Path, net: GraspPoseNet, info: dict | None = None) -> None:
     """Write the reader's weights and architecture (and ``info``) into ``folder``, atomically."""
-    folder = Path(folder)
-    # float16 on disk: the shipped checkpoints share a 30 MB budget; inference runs in float32
-    state = {k: v.detach().half().contiguous() for k, v in net.state_dict().items()}
-    blob = save(state)
-    record = {**asdict(net.config), "info": info or {}}
-    atomic_write_text(folder / CONFIG, json.dumps(record, indent=2))
-    atomic_write_bytes(folder / WEIGHTS, lambda f: f.write(blob))
+    save_reader(folder, STEM, net, info)
 
 
 def load_grasp_pose(folder: str | Path) -> GraspPoseNet:
     """A reader from ``folder`` (``grasp_pose.safetensors`` + ``grasp_pose.json``)."""
-    folder = Path(folder)
     fix = "train one with `dualctl train grasp-pose data=data/sim` or set tracker.grasp_pose.checkpoint"
-    for name in (CONFIG, WEIGHTS):
-        if not (folder / name).is_file():
-            raise CheckpointError(f"grasp-pose checkpoint '{folder}' has no {name}; {fix}")
-    record = json.loads((folder / CONFIG).read_text())
-    record.pop("info", None)
-    record["channels"] = tuple(record.get("channels", GraspPoseNetConfig.channels))
-    net = GraspPoseNet(GraspPoseNetConfig(**record))
-    try:
-        state = load((folder / WEIGHTS).read_bytes())
-        net.load_state_dict({k: v.float() for k, v in state.items()})
-    except (RuntimeError, KeyError) as error:
-        raise CheckpointError(
-            f"grasp-pose checkpoint '{folder}': weights do not fit its {CONFIG} ({error}); {fix}"
-        ) from error
-    return net.eval()
+    return load_reader(GraspPoseNet, folder, STEM, fix)
 
 
 class GraspServo:

@@ -11,7 +11,6 @@ from the frames as they are: a shifted frame shows the object somewhere else on 
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import time
@@ -20,8 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
-from pytorch_lightning.loggers import CSVLogger
 from torch.nn import functional
 
 from dualctl.config import TrainerConfig
@@ -30,9 +27,11 @@ from dualctl.data.episode import atomic_write_text
 from dualctl.data.privileged import QUARTER_TURNS
 from dualctl.errors import DataError
 from dualctl.tracker.config import GraspPoseConfig
-from dualctl.tracker.grasp_pose import XY_SCALE, GraspPoseNet, GraspPoseNetConfig, save_grasp_pose
+from dualctl.tracker.frame_reader import ReaderConfig
+from dualctl.tracker.grasp_pose import XY_SCALE, GraspPoseNet, save_grasp_pose
 from dualctl.tracker.lit import random_shift
 from dualctl.tracker.model import images_to_float
+from dualctl.tracker.reader_train import fit_reader, frame_loader
 from dualctl.tracker.train import split_episodes
 
 log = logging.getLogger(__name__)
@@ -95,14 +94,10 @@ class GraspPoseLightning(pl.LightningModule):
 
 
 def _loader(store: EpisodeStore, rows: np.ndarray, batch: int, shuffle: bool, seed: int):
-    frames = torch.from_numpy(store.arrays["frames"][rows])
-    labels = torch.from_numpy(np.concatenate(
+    labels = np.concatenate(
         [store.arrays["object_yaw"][rows, :2], store.arrays["object_xy"][rows, :2]], 1
-    ))  # fmt: skip
-    return torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(frames, labels), batch_size=batch, shuffle=shuffle,
-        generator=torch.Generator().manual_seed(seed), drop_last=shuffle,
-    )  # fmt: skip
+    )
+    return frame_loader(store.arrays["frames"][rows], labels, batch, shuffle, seed)
 
 
 @torch.no_grad()
@@ -132,26 +127,15 @@ def train_grasp_pose(
         raise DataError(f"dataset {data} has no frames with a known object pose (sim episodes "
                         "record it in their metadata; real ones do not)")  # fmt: skip
     net = GraspPoseNet(
-        GraspPoseNetConfig(camera=config.camera, image_size=store.arrays["frames"].shape[1])
+        ReaderConfig(camera=config.camera, image_size=store.arrays["frames"].shape[1])
     )
     val = _loader(store, val_rows, 256, False, seed) if len(val_rows) else None
-    trainer = pl.Trainer(
-        accelerator=trainer_config.accelerator, devices=trainer_config.devices,
-        strategy=trainer_config.strategy, max_steps=config.steps,
-        max_time=datetime.timedelta(minutes=config.max_minutes), default_root_dir=run_dir,
-        logger=CSVLogger(run_dir, name="logs"),
-        callbacks=[ModelCheckpoint(dirpath=run_dir / "lightning", save_last=True,
-                                   every_n_train_steps=250, enable_version_counter=False),
-                   RichProgressBar()],
-        log_every_n_steps=trainer_config.log_every_n_steps, val_check_interval=250,
-        check_val_every_n_epoch=None, num_sanity_val_steps=0, enable_model_summary=False,
-    )  # fmt: skip
-    last = run_dir / "lightning" / "last.ckpt"
     module = GraspPoseLightning(net, config.lr)
     train = _loader(store, train_rows, config.batch_size, True, seed)
-    trainer.fit(module, train, val, ckpt_path=str(last) if last.is_file() else None)
+    steps = fit_reader(module, train, val, config.steps, config.max_minutes, run_dir,
+                       trainer_config)  # fmt: skip
     summary = {
-        "data": str(data), "seed": seed, "steps": trainer.global_step,
+        "data": str(data), "seed": seed, "steps": steps,
         "train_frames": len(train_rows), "val_frames": len(val_rows),
         **(median_errors(net, store, val_rows) if len(val_rows) else {}),
         "seconds": time.monotonic() - started,

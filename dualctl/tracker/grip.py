@@ -283,6 +283,11 @@ class GripReflex:
     #: Head width commands (fraction of the stroke) below which it means "close", above which
     #: "open"; in between the last decision holds.
     CLOSE_BELOW, OPEN_ABOVE = 0.5, 0.75
+    #: A hand carrying something opens only once the head has asked for it this long (s): its
+    #: width output blips over the band for a tick or two (Place, oracle seed 4022: one tick
+    #: at 0.069 m with the block 7 mm over the pad; the reflex let go, the next tick grasped
+    #: the block again on the pad, and no set-down was ever seen).
+    OPEN_HOLD_S = 0.1
     #: Time (s) the arm stays still once the fingers press, before the probing lift.
     SETTLE_S = 0.2
     #: Touch is averaged over this long (s) before each probe step.
@@ -307,6 +312,7 @@ class GripReflex:
         self.blocked_at_z: float | None = None
         self._blocked_s = 0.0
         self.bumped_at_z: float | None = None
+        self._opening_s = 0.0
 
     def _forget_grasp(self) -> None:
         self.grasp_z: float | None = None
@@ -325,7 +331,7 @@ class GripReflex:
             return "carrying"
         return "closing" if self.landed_at is None else "probing"
 
-    def _closing(self, width_m: float, proprio: np.ndarray | None = None) -> bool:
+    def _closing(self, width_m: float, proprio: np.ndarray | None = None, dt: float = 0.0) -> bool:
         if self.blocked_at_z is not None:
             lower = proprio is not None and proprio[PROPRIO_Z] < self.blocked_at_z - REGRASP_BAND_M
             if width_m > self.OPEN_ABOVE * GRIPPER_STROKE_M or lower:
@@ -341,7 +347,11 @@ class GripReflex:
                 self.missed_at_z = None
         if self.probe is None:
             return width_m < self.CLOSE_BELOW * GRIPPER_STROKE_M
-        return width_m <= self.OPEN_ABOVE * GRIPPER_STROKE_M
+        if width_m <= self.OPEN_ABOVE * GRIPPER_STROKE_M:
+            self._opening_s = 0.0
+            return True
+        self._opening_s += dt
+        return self.probe.carried and self._opening_s < self.OPEN_HOLD_S
 
     def _step_probe(self, tactile: np.ndarray, time_s: float) -> None:
         self._felt.append((time_s, *felt_forces(tactile)))
@@ -491,7 +501,7 @@ class GripReflex:
             self.probe, self.landed_at, self._pushing_s = None, None, 0.0
             self._forget_grasp()
             return self._retreat(action, proprio)
-        if not self._closing(action.gripper.width_m, proprio):
+        if not self._closing(action.gripper.width_m, proprio, dt):
             self.probe, self.landed_at = None, None
             self._forget_grasp()
             self._vz = float(action.ee_velocity[2])
@@ -505,6 +515,7 @@ class GripReflex:
             return action
         if self.probe is None:
             self.probe, self._step_time = SlipProbe(stick_slip_s=STICK_SLIP_S), -np.inf
+            self._opening_s = 0.0
         landed = self.landed_at is not None
         self._step_probe(tactile, time_s)
         if self._missed(proprio):

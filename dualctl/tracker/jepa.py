@@ -1,7 +1,10 @@
 """The JEPA tracker the runtime drives: torch for ``encode`` (camera rate), numpy for ``act``
 (every tick), and :func:`load_tracker` to build it from a checkpoint. When the checkpoint
 ships a grasp-pose reader (or ``tracker.grasp_pose.checkpoint`` names one), it centres the open
-hand over the object and turns it to its faces (:mod:`dualctl.tracker.grasp_pose`).
+hand over the object and turns it to its faces (:mod:`dualctl.tracker.grasp_pose`). When it
+ships a hand-pose reader (``tracker.hand_pose``), every reference latent ``encode`` returns
+ends with the hand position that reader sees in the frame, and a hand carrying something moves
+toward the reference's (:mod:`dualctl.tracker.hand_pose`).
 
 Missing inputs: a dropped modality (``drop_force``/``drop_tactile``) is fed as zeros with its
 "missing" flag set, which the model saw in training through modality dropout; without tactile
@@ -28,6 +31,8 @@ from dualctl.tracker.fastpath import FastPath
 from dualctl.tracker.grasp_pose import WEIGHTS as GRASP_POSE_WEIGHTS
 from dualctl.tracker.grasp_pose import GraspPoseNet, GraspServo, load_grasp_pose
 from dualctl.tracker.grip import GripReflex
+from dualctl.tracker.hand_pose import READING_DIM, CarryServo, HandPoseNet, load_hand_pose
+from dualctl.tracker.hand_pose import WEIGHTS as HAND_POSE_WEIGHTS
 from dualctl.tracker.model import TrackerNet, images_to_float
 from dualctl.tracker.mpc import LatentMPC
 from dualctl.types import Action, Observation
@@ -93,7 +98,14 @@ class JepaTracker(Tracker):
         use_reflex = config.grip_reflex and not config.drop_tactile
         self.grip_reflex = GripReflex(1.0 / config.frame_hz, config.regrasp) if use_reflex else None
         self.grasp_pose_reader, self.grasp_servo = self._grasp_pose(config)
+        self.hand_pose_reader, self.carry_servo = self._hand_pose(config)
         self.reset()
+
+    @property
+    def reference_dim(self) -> int:
+        """Size of the reference vectors :meth:`encode` returns: the scene latent, then the
+        hand-pose reading (m) when there is a reader."""
+        return self.latent_dim + (READING_DIM if self.hand_pose_reader is not None else 0)
 
     def _grasp_pose(self, config: TrackerConfig) -> tuple[GraspPoseNet | None, GraspServo | None]:
         """The grasp-pose reader and its servo when one is set and enabled."""
@@ -109,6 +121,19 @@ class JepaTracker(Tracker):
                            settings.reach_m, settings.below_m)  # fmt: skip
         return reader, servo
 
+    def _hand_pose(self, config: TrackerConfig) -> tuple[HandPoseNet | None, CarryServo | None]:
+        """The hand-pose reader and the carry servo when one is set and enabled."""
+        settings = config.hand_pose
+        if not (settings.enabled and settings.checkpoint):
+            return None, None
+        reader = load_hand_pose(settings.checkpoint)
+        if reader.config.camera != config.camera:
+            raise ConfigError("tracker.hand_pose.checkpoint", settings.checkpoint,
+                              f"a reader of the camera plans imitate ('{config.camera}'), not "
+                              f"'{reader.config.camera}'")  # fmt: skip
+        return reader, CarryServo(settings.gain, settings.max_speed, settings.max_accel,
+                                  settings.engage_m)  # fmt: skip
+
     def reset(self) -> None:
         self.wrench_history.reset()
         self.tactile_history.reset()
@@ -116,11 +141,22 @@ class JepaTracker(Tracker):
             self.grip_reflex.reset()
         if self.grasp_servo is not None:
             self.grasp_servo.reset()
+        if self.carry_servo is not None:
+            self.carry_servo.reset()
         if self.mpc is not None:
             self.mpc.reset()
 
-    @torch.inference_mode()
     def encode(self, frames: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 reference frames -> (N, reference_dim) float32: the scene latent,
+        then the hand-pose reader's reading (m) if there is a reader."""
+        latents = self.encode_scene(frames)
+        if self.hand_pose_reader is None:
+            return latents
+        return np.concatenate([latents, self.hand_pose_reader.read_many(frames)], 1)
+
+    @torch.inference_mode()
+    def encode_scene(self, frames: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 frames -> (N, latent_dim) float32 scene latents."""
         images = images_to_float(torch.from_numpy(np.ascontiguousarray(frames)),
                                  self.config.image_size)  # fmt: skip
         return self.net.encode(images).numpy()
@@ -132,7 +168,7 @@ class JepaTracker(Tracker):
         if self.grasp_servo is not None and self.grasp_servo.armed:
             reader = self.grasp_pose_reader
             self.grasp_servo.see(reader.read(camera_frame(images, reader.config.camera)))
-        latents = [self.encode(camera_frame(images, self.config.camera)[None])[0]]
+        latents = [self.encode_scene(camera_frame(images, self.config.camera)[None])[0]]
         if self.config.wrist_camera:
             wrist = camera_frame(images, self.config.wrist_camera)[None]
             pixels = images_to_float(torch.from_numpy(np.ascontiguousarray(wrist)),
@@ -141,7 +177,9 @@ class JepaTracker(Tracker):
         return np.concatenate(latents)
 
     def act(self, observation: Observation, latent: np.ndarray, reference: np.ndarray) -> Action:
-        return self.finish(observation, self.action_vector(observation, latent, reference))
+        scene, hand = reference[: self.latent_dim], reference[self.latent_dim :]
+        vector = self.action_vector(observation, latent, scene)
+        return self.finish(observation, vector, hand if len(hand) else None)
 
     def action_vector(
         self, observation: Observation, latent: np.ndarray, reference: np.ndarray
@@ -171,11 +209,19 @@ class JepaTracker(Tracker):
         )
         return wrenches, touches
 
-    def finish(self, observation: Observation, vector: np.ndarray) -> Action:
-        """A raw action vector -> the command: the grip reflex applied, the gripper clipped."""
+    def finish(
+        self, observation: Observation, vector: np.ndarray, hand_goal: np.ndarray | None = None
+    ) -> Action:
+        """A raw action vector -> the command: the servos and the grip reflex applied, the
+        gripper clipped. ``hand_goal`` is the reference's hand position (m), if read."""
         action = Action.from_array(vector, timestamp=observation.timestamp)
         if self.grasp_servo is not None:
             action = self.grasp_servo(action, observation)
+        if self.carry_servo is not None:
+            if hand_goal is not None and self._carrying():
+                action = self.carry_servo(action, observation, hand_goal, self.grip_reflex.grasp_z)
+            else:
+                self.carry_servo.idle()
         if self.grip_reflex is not None:
             wrench = _ZERO_WRENCH if self.force_missing else observation.wrench
             action = self.grip_reflex(
@@ -183,14 +229,23 @@ class JepaTracker(Tracker):
             )
         return Action(action.ee_velocity, action.gripper.clipped(), action.timestamp)
 
+    def _carrying(self) -> bool:
+        """Whether the grip reflex holds something it has found carried (as of the last tick)."""
+        return self.grip_reflex is not None and self.grip_reflex.state == "carrying"
 
-def with_own_grasp_pose(config: TrackerConfig, checkpoint_dir: Path) -> TrackerConfig:
-    """``config`` reading the grasp-pose reader the tracker checkpoint ships beside its weights
-    when no other reader is named (``tracker.grasp_pose.checkpoint`` empty)."""
-    settings = config.grasp_pose
-    if settings.checkpoint or not (checkpoint_dir / GRASP_POSE_WEIGHTS).is_file():
-        return config
-    return replace(config, grasp_pose=replace(settings, checkpoint=str(checkpoint_dir)))
+
+#: Reader settings of TrackerConfig -> the weights file such a reader ships as.
+READERS = {"grasp_pose": GRASP_POSE_WEIGHTS, "hand_pose": HAND_POSE_WEIGHTS}
+
+
+def with_own_readers(config: TrackerConfig, checkpoint_dir: Path) -> TrackerConfig:
+    """``config`` reading the grasp- and hand-pose readers the tracker checkpoint ships beside
+    its weights where no other reader is named (``tracker.<reader>.checkpoint`` empty)."""
+    for key, weights in READERS.items():
+        settings = getattr(config, key)
+        if not settings.checkpoint and (checkpoint_dir / weights).is_file():
+            config = replace(config, **{key: replace(settings, checkpoint=str(checkpoint_dir))})
+    return config
 
 
 def load_tracker(
@@ -219,7 +274,7 @@ def load_tracker(
     if lookahead_s is not None:
         run = replace(run, lookahead_s=lookahead_s)
         check_compatible(Path(checkpoint_dir), saved, run)
-    run = with_own_grasp_pose(run, Path(checkpoint_dir))
+    run = with_own_readers(run, Path(checkpoint_dir))
     run.drop_force = run.drop_force or "force" not in modalities
     run.drop_tactile = run.drop_tactile or "tactile" not in modalities
     return JepaTracker(net, run)

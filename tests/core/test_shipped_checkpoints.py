@@ -30,10 +30,11 @@ def test_every_shipped_tracker_is_there():
 def test_a_shipped_tracker_loads_and_acts(name):
     tracker = load_runtime_tracker(load_config([f"tracker.checkpoint={CHECKPOINTS / name}"]))
     frame = np.full((64, 64, 3), 120, np.uint8)
-    latent = tracker.encode(frame[None])[0]
-    observation = Observation(0.0, {"scene": frame}, np.full(PROPRIO_DIM, 0.05, np.float32),
+    images = {camera: frame for camera in tracker.cameras}
+    latent, reference = tracker.encode_view(images), tracker.encode(frame[None])[0]
+    observation = Observation(0.0, images, np.full(PROPRIO_DIM, 0.05, np.float32),
                               np.zeros(6, np.float32), np.zeros(TACTILE_SHAPE, np.float32))  # fmt: skip
-    action = tracker.act(observation, latent, latent)
+    action = tracker.act(observation, latent, reference)
     assert np.isfinite(action.to_array()).all()
 
 
@@ -64,3 +65,21 @@ def test_the_runtime_tracker_turns_the_hand_with_its_shipped_grasp_pose_reader()
         load_config([f"tracker.checkpoint={CHECKPOINTS / 'tracker_oracle'}"])
     )
     assert oracle.grasp_servo is None
+
+
+def test_the_runtime_tracker_reads_the_hand_in_its_references_with_its_shipped_reader():
+    from dualctl.sim.config import SimConfig
+    from dualctl.sim.tasks import sample_variation
+    from dualctl.sim.world import World
+
+    shipped = load_runtime_tracker(load_config([]))
+    assert shipped.carry_servo is not None and shipped.reference_dim == shipped.latent_dim + 3
+    world = World("Place", sample_variation("Place", 7, "train"), SimConfig())
+    try:
+        frame, hand = world.render()["scene"], world.state().ee_pose[:3]
+    finally:
+        world.close()
+    reading = shipped.encode(frame[None])[0, shipped.latent_dim :]
+    assert np.abs(reading - hand).max() < 0.02  # the start pose, read off the camera frame
+    off = load_runtime_tracker(load_config(["tracker.hand_pose.enabled=false"]))
+    assert off.carry_servo is None and off.reference_dim == off.latent_dim

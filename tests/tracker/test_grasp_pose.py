@@ -14,11 +14,11 @@ from dualctl.data.dataset import EpisodeStore
 from dualctl.data.episode import Episode, write_dataset_info, write_episode
 from dualctl.errors import CheckpointError, ConfigError
 from dualctl.tracker.config import GraspPoseConfig
+from dualctl.tracker.frame_reader import ReaderConfig
 from dualctl.tracker.grasp_pose import (
     CONFIG,
     WEIGHTS,
     GraspPoseNet,
-    GraspPoseNetConfig,
     GraspServo,
     load_grasp_pose,
     save_grasp_pose,
@@ -144,7 +144,7 @@ def test_the_servo_estimate_is_the_mean_of_its_readings():
 
 
 def test_the_reader_round_trips_through_its_checkpoint(tmp_path):
-    net = GraspPoseNet(GraspPoseNetConfig(image_size=32)).eval()
+    net = GraspPoseNet(ReaderConfig(image_size=32)).eval()
     frame = _bar(0.4)
     save_grasp_pose(tmp_path / "reader", net, {"note": "test"})
     again = load_grasp_pose(tmp_path / "reader")
@@ -156,7 +156,7 @@ def test_the_reader_round_trips_through_its_checkpoint(tmp_path):
 def test_bad_reader_checkpoints_are_named(tmp_path):
     with pytest.raises(CheckpointError, match=f"no {CONFIG}"):
         load_grasp_pose(tmp_path / "nothing")
-    save_grasp_pose(tmp_path / "reader", GraspPoseNet(GraspPoseNetConfig(image_size=32)))
+    save_grasp_pose(tmp_path / "reader", GraspPoseNet(ReaderConfig(image_size=32)))
     record = json.loads((tmp_path / "reader" / CONFIG).read_text())
     record["hidden"] = 8  # weights of another architecture
     (tmp_path / "reader" / CONFIG).write_text(json.dumps(record))
@@ -190,7 +190,7 @@ def test_training_without_pose_labels_says_so(tmp_path, synthetic_dataset):
 
 
 def test_a_tracker_with_a_reader_turns_its_open_hand(tmp_path, synthetic_dataset):
-    reader = GraspPoseNet(GraspPoseNetConfig(image_size=32)).eval()
+    reader = GraspPoseNet(ReaderConfig(image_size=32)).eval()
     save_grasp_pose(tmp_path / "reader", reader)
     store = EpisodeStore.load(synthetic_dataset)
     config, net = trained_parts(store)
@@ -212,7 +212,7 @@ def test_a_tracker_with_a_reader_turns_its_open_hand(tmp_path, synthetic_dataset
 
 
 def test_a_reader_of_a_camera_the_tracker_does_not_read_is_refused(tmp_path, synthetic_dataset):
-    save_grasp_pose(tmp_path / "reader", GraspPoseNet(GraspPoseNetConfig(camera="overhead")))
+    save_grasp_pose(tmp_path / "reader", GraspPoseNet(ReaderConfig(camera="overhead")))
     config, net = trained_parts(EpisodeStore.load(synthetic_dataset))
     config.grasp_pose = GraspPoseConfig(checkpoint=str(tmp_path / "reader"))
     with pytest.raises(ConfigError, match="tracker.grasp_pose.checkpoint"):
@@ -227,16 +227,16 @@ def test_a_bad_servo_setting_names_its_field():
 def test_the_benches_grasp_pose_choice_selects_the_own_reader_none_or_another(tmp_path):
     from pathlib import Path
 
-    from dualctl.tracker.checkpoint import with_grasp_pose_choice
+    from dualctl.tracker.checkpoint import with_reader_choices
     from dualctl.tracker.jepa import load_tracker
 
     shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "tracker"
-    own = load_tracker(shipped, config=with_grasp_pose_choice(shipped, ""))
+    own = load_tracker(shipped, config=with_reader_choices(shipped, ""))
     assert own.grasp_servo is not None
-    off = load_tracker(shipped, config=with_grasp_pose_choice(shipped, "off"))
+    off = load_tracker(shipped, config=with_reader_choices(shipped, "off"))
     assert off.grasp_servo is None
-    save_grasp_pose(tmp_path / "other", GraspPoseNet(GraspPoseNetConfig()))
-    other = load_tracker(shipped, config=with_grasp_pose_choice(shipped, str(tmp_path / "other")))
-    assert other.grasp_pose_reader.config.hidden == GraspPoseNetConfig().hidden
+    save_grasp_pose(tmp_path / "other", GraspPoseNet(ReaderConfig()))
+    other = load_tracker(shipped, config=with_reader_choices(shipped, str(tmp_path / "other")))
+    assert other.grasp_pose_reader.config.hidden == ReaderConfig().hidden
     with pytest.raises(CheckpointError, match="grasp-pose checkpoint"):
-        load_tracker(shipped, config=with_grasp_pose_choice(shipped, str(tmp_path / "none")))
+        load_tracker(shipped, config=with_reader_choices(shipped, str(tmp_path / "none")))

@@ -287,6 +287,20 @@ def test_reflex_lets_go_where_the_object_was_picked_from_only_after_a_lift():
     assert action.gripper.width_m == GRIPPER_STROKE_M
 
 
+def test_a_carrying_hand_opens_only_once_the_head_has_asked_for_it_a_while():
+    reflex = carrying_reflex()
+    opened = head_action(GRIPPER_STROKE_M)
+    blip = reflex(opened, tactile(20, 1), 0.005, proprio(0.05, 0.0))  # one tick over the band
+    assert reflex.state == "carrying" and blip.gripper.width_m == 0.0
+    reflex(head_action(0.01), tactile(20, 1), 0.01, proprio(0.05, 0.0))  # closed again
+    t = 0.01
+    while reflex.state == "carrying" and t < 1.0:
+        t += 0.005
+        action = reflex(opened, tactile(20, 1), t, proprio(0.05, 0.0))
+    assert t - 0.01 == pytest.approx(GripReflex.OPEN_HOLD_S, abs=1e-6)  # counted anew
+    assert reflex.state == "open" and action.gripper.width_m == GRIPPER_STROKE_M
+
+
 def hovering_head(vx: float = 0.0) -> Action:
     """A head holding a carried object still (closed, no vertical motion)."""
     return Action(np.array([vx, 0.0, 0.0, 0.0], np.float32), GripperCommand(0.01, 0.05, 80.0))

@@ -1,0 +1,131 @@
+"""``dualctl train hand-pose data=<dataset>``: the hand-pose reader
+(:mod:`dualctl.tracker.hand_pose`) fit with Lightning on every frame of the dataset, labelled
+with the hand position recorded with it; seeded, resumable (``last.ckpt`` in the run folder),
+then written to ``tracker.hand_pose.export``. Reports the validation episodes' median error.
+
+Half of each batch is blurred (a 3x3 box filter, once or twice): the reader runs on the
+planner's imagined frames, which are softer than the camera's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.nn import functional
+
+from dualctl.config import TrainerConfig
+from dualctl.data.dataset import EpisodeStore
+from dualctl.data.episode import atomic_write_text
+from dualctl.errors import DataError
+from dualctl.tracker.config import HandPoseConfig
+from dualctl.tracker.frame_reader import ReaderConfig
+from dualctl.tracker.hand_pose import HAND_XYZ, SCALE_M, HandPoseNet, save_hand_pose
+from dualctl.tracker.model import images_to_float
+from dualctl.tracker.reader_train import fit_reader, frame_loader
+from dualctl.tracker.train import split_episodes
+
+log = logging.getLogger(__name__)
+
+
+def episode_rows(store: EpisodeStore, episodes: list[int]) -> np.ndarray:
+    """Indices into ``store.arrays`` of every frame of the given episodes."""
+    rows = [np.arange(store.starts[i], store.starts[i] + store.lengths[i]) for i in episodes]
+    return np.concatenate(rows) if rows else np.zeros(0, np.int64)
+
+
+def soften(images: torch.Tensor) -> torch.Tensor:
+    """The first half of ``images`` blurred by a 3x3 box filter once, the next quarter twice."""
+    out, half, quarter = images.clone(), len(images) // 2, len(images) // 4
+    out[:half] = functional.avg_pool2d(images[:half], 3, 1, 1, count_include_pad=False)
+    out[:quarter] = functional.avg_pool2d(out[:quarter], 3, 1, 1, count_include_pad=False)
+    return out
+
+
+def place_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 on (x, y, z) in units of SCALE_M."""
+    return (predicted - target).abs().sum(1).mean() / SCALE_M
+
+
+class HandPoseLightning(pl.LightningModule):
+    """:func:`place_loss` on frames half of which are :func:`soften` ed."""
+
+    def __init__(self, net: HandPoseNet, lr: float):
+        super().__init__()
+        self.net, self.lr = net, lr
+
+    def training_step(self, batch, batch_idx):
+        frames, target = batch
+        images = soften(images_to_float(frames, self.net.config.image_size))
+        loss = place_loss(self.net(images), target)
+        self.log("train/place_loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        frames, target = batch
+        predicted = self.net(images_to_float(frames, self.net.config.image_size))
+        self.log("val/loss", place_loss(predicted, target), prog_bar=True)
+        self.log("val/median_error_m", (predicted - target).norm(dim=1).median())
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=1e-4)
+
+
+def _loader(store: EpisodeStore, rows: np.ndarray, batch: int, shuffle: bool, seed: int):
+    labels = store.arrays["proprio"][rows][:, HAND_XYZ]
+    return frame_loader(store.arrays["frames"][rows], labels, batch, shuffle, seed)
+
+
+@torch.no_grad()
+def median_errors(net: HandPoseNet, store: EpisodeStore, rows: np.ndarray) -> dict:
+    """Median hand-position error (m) of ``net`` on the given frames, in all and in height,
+    on the frames as they are and blurred once."""
+    net.eval()
+    errors, soft_errors = [], []
+    for frames, target in _loader(store, rows, 256, False, 0):
+        images = images_to_float(frames, net.config.image_size)
+        errors.append(net(images) - target)
+        blurred = functional.avg_pool2d(images, 3, 1, 1, count_include_pad=False)
+        soft_errors.append(net(blurred) - target)
+    error, soft = torch.cat(errors), torch.cat(soft_errors)
+    return {
+        "val_median_error_m": float(error.norm(dim=1).median()),
+        "val_median_z_error_m": float(error[:, 2].abs().median()),
+        "val_median_error_blurred_m": float(soft.norm(dim=1).median()),
+    }
+
+
+def train_hand_pose(
+    config: HandPoseConfig, data: Path, run_dir: Path, seed: int, trainer_config: TrainerConfig
+) -> dict:
+    """Fit the reader on ``data``; write it to ``config.export``; returns the summary."""
+    started = time.monotonic()
+    torch.set_num_threads(trainer_config.threads)
+    pl.seed_everything(seed, workers=True)
+    store = EpisodeStore.load(data, camera=config.camera)
+    if "frames" not in store.arrays or not len(store.arrays["frames"]):
+        raise DataError(f"dataset {data} has no '{config.camera}' frames to learn the hand from")
+    train_ids, val_ids = split_episodes(len(store), config.val_episodes)
+    train_rows, val_rows = episode_rows(store, train_ids), episode_rows(store, val_ids)
+    net = HandPoseNet(ReaderConfig(camera=config.camera,
+                                   image_size=store.arrays["frames"].shape[1]))  # fmt: skip
+    val = _loader(store, val_rows, 256, False, seed) if len(val_rows) else None
+    train = _loader(store, train_rows, config.batch_size, True, seed)
+    steps = fit_reader(HandPoseLightning(net, config.lr), train, val, config.steps,
+                       config.max_minutes, run_dir, trainer_config)  # fmt: skip
+    summary = {
+        "data": str(data), "seed": seed, "steps": steps,
+        "train_frames": len(train_rows), "val_frames": len(val_rows),
+        **(median_errors(net, store, val_rows) if len(val_rows) else {}),
+        "seconds": time.monotonic() - started,
+    }  # fmt: skip
+    export = Path(config.export)
+    save_hand_pose(export, net, summary)
+    atomic_write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))
+    log.info("hand-pose reader: %s -> %s", summary, export)
+    return summary
