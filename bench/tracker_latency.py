@@ -26,6 +26,7 @@ from dualctl.tracker.checkpoint import read_checkpoint_config
 from dualctl.tracker.config import TrackerConfig
 from dualctl.tracker.ensemble import load_ensemble
 from dualctl.tracker.grip import GripReflex
+from dualctl.tracker.hand_pose import CarryServo
 from dualctl.tracker.jepa import load_tracker
 from dualctl.types import TACTILE_SHAPE, Action, GripperCommand, Observation
 
@@ -56,7 +57,15 @@ def timed(call) -> tuple[float, float]:
 
 
 def time_act(tracker, ticks: int, rng) -> list[float]:
-    z, ref = rng.normal(size=(2, tracker.latent_dim)).astype(np.float32)
+    z = rng.normal(size=tracker.latent_dim).astype(np.float32)
+    # a reference as ``encode`` returns it: the scene latent, then any hand-pose reading (m)
+    ref = np.concatenate(
+        [
+            rng.normal(size=tracker.latent_dim),
+            [0.02, -0.01, 0.1][: tracker.reference_dim - tracker.latent_dim],
+        ]
+    )
+    ref = ref.astype(np.float32)
     observations = [observation(rng, i * 0.005) for i in range(256)]
     for obs in observations[:50]:
         tracker.act(obs, z, ref)
@@ -76,6 +85,15 @@ def time_reflex(ticks: int, rng) -> list[float]:
     closing = Action(np.zeros(4, np.float32), GripperCommand(0.0, 0.05, 50.0))
     touches = np.abs(rng.normal(2.0, 0.5, size=(256, *TACTILE_SHAPE))).astype(np.float32)
     return [timed(partial(reflex, closing, touches[i % 256], i * 0.005)) for i in range(ticks)]
+
+
+def time_carry_servo(ticks: int, rng) -> list[float]:
+    """The carry servo alone, engaged (while carrying it runs after the head each tick)."""
+    servo = CarryServo(gain=4.0, max_speed=0.1, max_accel=1.0)
+    head = Action(np.zeros(4, np.float32), GripperCommand(0.0, 0.05, 50.0))
+    observations = [observation(rng, i * 0.005) for i in range(256)]
+    goal = np.array([0.1, 0.0, 0.15])
+    return [timed(partial(servo, head, observations[i % 256], goal, 0.03)) for i in range(ticks)]
 
 
 def time_encode(tracker, frames: int, size: int, rng) -> list[float]:
@@ -121,7 +139,8 @@ def main() -> None:
     size = tracker.config.image_size
     rows = {
         "act (head, numpy fast path)": percentiles_ms(time_act(tracker, args.ticks, rng)),
-        f"encode ({size}x{size} frame)": percentiles_ms(
+        f"encode (a {size}x{size} plan frame, "
+        f"{'with' if tracker.hand_pose_reader is not None else 'no'} hand-pose reader)": percentiles_ms(
             time_encode(tracker, args.frames, size, rng)
         ),  # fmt: skip
     }
@@ -130,6 +149,7 @@ def main() -> None:
         time_encode_view(tracker, args.frames, size, rng)
     )
     rows["grip reflex alone, gripper closing"] = percentiles_ms(time_reflex(args.ticks, rng))
+    rows["carry servo alone, engaged"] = percentiles_ms(time_carry_servo(args.ticks, rng))
     dropped = load_tracker(args.checkpoint, modalities=())
     rows["act (force+tactile dropped)"] = percentiles_ms(time_act(dropped, args.ticks, rng))
     saved = read_checkpoint_config(Path(args.checkpoint))

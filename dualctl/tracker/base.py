@@ -21,9 +21,15 @@ class Tracker(abc.ABC):
     #: The cameras :meth:`encode_view` reads, the first one the camera plans imitate.
     cameras: tuple[str, ...] = ("scene",)
 
+    @property
+    def reference_dim(self) -> int:
+        """Size of the vectors :meth:`encode` returns for plan frames (``latent_dim`` unless a
+        tracker appends more, e.g. a hand-pose reading)."""
+        return self.latent_dim
+
     @abc.abstractmethod
     def encode(self, frames: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 frames -> (N, latent_dim) float32 latents."""
+        """(N, H, W, 3) uint8 frames -> (N, reference_dim) float32 latents."""
 
     def encode_view(self, images: dict[str, np.ndarray]) -> np.ndarray:
         """What the robot sees now, one (H, W, 3) uint8 frame per camera in :attr:`cameras`

@@ -64,6 +64,11 @@ class EnsembleTracker(Tracker):
     def grip_reflex(self, reflex: GripReflex | None) -> None:
         self.members[0].grip_reflex = reflex
 
+    @property
+    def reference_dim(self) -> int:
+        """Every member's scene latent, then the first member's hand-pose reading if any."""
+        return self.latent_dim + self.members[0].reference_dim - self.members[0].latent_dim
+
     def encode(self, frames: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) frames -> every member's scene latents side by side (N, latent_dim),
         then the first member's hand-pose reading if it has a reader."""

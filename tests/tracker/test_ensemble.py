@@ -105,3 +105,17 @@ def test_the_runtime_builds_the_configured_ensemble():
     assert isinstance(tracker, EnsembleTracker)
     assert len(tracker.members) == 2 and tracker.lookahead_s == 0.8
     assert tracker.grip_reflex is None  # run-time choices reach every member
+
+
+def test_an_ensemble_carries_its_first_members_hand_pose_reading_after_the_latents():
+    shipped = CHECKPOINTS / "tracker"  # ships a hand-pose reader; tracker_oracle does not
+    ensemble = load_ensemble([shipped, ORACLE], lookahead_s=0.5)
+    first = load_tracker(shipped)
+    images = frames(2, seed=3)
+    references = ensemble.encode(images)
+    assert references.shape == (2, ensemble.reference_dim) == (2, ensemble.latent_dim + 3)
+    np.testing.assert_allclose(references[:, -3:], first.encode(images)[:, -3:], atol=1e-5)
+    assert ensemble.members[1].carry_servo is None  # one servo carries
+    action = ensemble.act(observation(0.0, images[0]), ensemble.encode_view({"scene": images[0]}),
+                          references[1])  # fmt: skip
+    assert np.isfinite(action.to_array()).all()
