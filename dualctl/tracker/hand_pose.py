@@ -67,7 +67,9 @@ def load_hand_pose(folder: str | Path) -> HandPoseNet:
 class CarryServo:
     """Sets the hand's (x, y, z) velocity toward the reference's hand position while it carries
     something: ``gain`` (m/s per m to go), at most ``max_speed`` (m/s) per axis, and never
-    lower than the head asks (a plan that shows the lift too low keeps the head's), changing by at
+    lower than the head asks (a plan that shows the lift too low keeps the head's) unless the
+    reference brings its hand down to within the grip reflex's set-down band of the height
+    this hand picked its object at (it sets the object down there), changing by at
     most ``max_accel`` (m/s^2) from one tick to the next (a jump in speed is a jerk on the
     grip). It engages only once the reference's hand is ``engage_m`` (m) or more across the
     table from the hand (the reference carries the object somewhere; a straight lift stays
@@ -112,7 +114,9 @@ class CarryServo:
             wanted = np.array([0.0, 0.0, -SET_DOWN_SPEED])
         else:
             wanted = np.clip(self.gain * to_go, -self.max_speed, self.max_speed)
-            wanted[2] = max(wanted[2], float(action.ee_velocity[2]))
+            setting_down_there = pick_z is not None and goal[2] <= pick_z + SET_DOWN_BAND_M
+            if not setting_down_there:
+                wanted[2] = max(wanted[2], float(action.ee_velocity[2]))
         now = observation.timestamp
         then, previous = self._last or (now, observation.proprio[HAND_VELOCITY])
         step = self.max_accel * max(now - then, 0.0)

@@ -95,6 +95,8 @@ def test_the_carry_servo_drives_toward_the_goal_and_keeps_the_rest():
     assert action.gripper == head().gripper  # the grip and the yaw stay the head's
     lower = servo(head(), observe(t=0.02), np.array([0.0, 0.0, 0.05]), None)
     assert lower.ee_velocity[2] == pytest.approx(0.03)  # never lower than the head asks
+    down = servo(head(), observe(t=0.03), np.array([0.0, 0.0, 0.05]), 0.03)
+    assert down.ee_velocity[2] == pytest.approx(-0.1)  # unless it sets down at the pick height
 
 
 def test_the_carry_servo_ramps_its_speed():
