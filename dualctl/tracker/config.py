@@ -174,10 +174,42 @@ class TrackerMpcConfig:
 
 
 @dataclass
-class GraspPoseConfig:
+class ReaderTrainingConfig:
+    """How ``dualctl train grasp-pose`` / ``hand-pose`` fit a frame reader
+    (:mod:`dualctl.tracker.frame_reader`); the readers' settings below share these fields.
+
+    Attributes:
+        camera: the camera the reader is trained on.
+        steps: training steps.
+        batch_size: frames per training step.
+        lr: AdamW learning rate.
+        max_minutes: training wall-clock cap (min).
+        val_episodes: episodes held back for validation.
+        export: folder the trained reader is written to.
+    """
+
+    camera: str = "scene"
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 1e-3
+    max_minutes: float = 10.0
+    val_episodes: int = 40
+    export: str = "out/reader"
+
+    def check_training(self, key: str) -> None:
+        """Range checks of the training fields, errors named ``<key>.<field>``."""
+        check_range(f"{key}.steps", self.steps, 1)
+        check_range(f"{key}.batch_size", self.batch_size, 1)
+        check_range(f"{key}.lr", self.lr, 1e-7, 1.0)
+        check_range(f"{key}.max_minutes", self.max_minutes, 0.1)
+        check_range(f"{key}.val_episodes", self.val_episodes, 0)
+
+
+@dataclass
+class GraspPoseConfig(ReaderTrainingConfig):
     """The grasp-pose reader and servo (:mod:`dualctl.tracker.grasp_pose`): a small CNN reads
     the object's place and yaw from the camera, and the arm centres the open hand over it and
-    turns it to its faces.
+    turns it to its faces. Training fields as :class:`ReaderTrainingConfig`.
 
     Attributes:
         enabled: steer the hand with the servo when a reader is found (false: the head's own
@@ -190,13 +222,6 @@ class GraspPoseConfig:
         max_speed: servo sideways speed limit (m/s) per axis.
         reach_m: the servo centres the hand only within this distance (m) of the object...
         below_m: ...and below this hand height (m) above the table.
-        camera: the camera the reader is trained on.
-        steps: training steps of ``dualctl train grasp-pose``.
-        batch_size: frames per training step.
-        lr: AdamW learning rate.
-        max_minutes: training wall-clock cap (min).
-        val_episodes: episodes held back for validation.
-        export: folder the trained reader is written to.
     """
 
     enabled: bool = True
@@ -207,12 +232,6 @@ class GraspPoseConfig:
     max_speed: float = 0.1
     reach_m: float = 0.06
     below_m: float = 0.14
-    camera: str = "scene"
-    steps: int = 1500
-    batch_size: int = 64
-    lr: float = 1e-3
-    max_minutes: float = 10.0
-    val_episodes: int = 40
     export: str = "out/grasp_pose"
 
     def __post_init__(self):
@@ -222,18 +241,15 @@ class GraspPoseConfig:
         check_range("tracker.grasp_pose.max_speed", self.max_speed, 0.0, 1.0)
         check_range("tracker.grasp_pose.reach_m", self.reach_m, 0.0, 1.0)
         check_range("tracker.grasp_pose.below_m", self.below_m, 0.0, 2.0)
-        check_range("tracker.grasp_pose.steps", self.steps, 1)
-        check_range("tracker.grasp_pose.batch_size", self.batch_size, 1)
-        check_range("tracker.grasp_pose.lr", self.lr, 1e-7, 1.0)
-        check_range("tracker.grasp_pose.max_minutes", self.max_minutes, 0.1)
-        check_range("tracker.grasp_pose.val_episodes", self.val_episodes, 0)
+        self.check_training("tracker.grasp_pose")
 
 
 @dataclass
-class HandPoseConfig:
+class HandPoseConfig(ReaderTrainingConfig):
     """The hand-pose reader and carry servo (:mod:`dualctl.tracker.hand_pose`): a small CNN
     reads the gripper's place off each reference frame, and while the hand carries something
-    the arm moves toward where the reference shows it.
+    the arm moves toward where the reference shows it. Training fields as
+    :class:`ReaderTrainingConfig`.
 
     Attributes:
         enabled: steer a carrying hand with the servo when a reader is found (false: the
@@ -245,13 +261,6 @@ class HandPoseConfig:
         max_accel: servo acceleration limit (m/s^2) per axis.
         engage_m: the servo engages once the reference's hand is this far (m) across the table
             from the hand (0: as soon as it carries).
-        camera: the camera the reader is trained on.
-        steps: training steps of ``dualctl train hand-pose``.
-        batch_size: frames per training step.
-        lr: AdamW learning rate.
-        max_minutes: training wall-clock cap (min).
-        val_episodes: episodes held back for validation.
-        export: folder the trained reader is written to.
     """
 
     enabled: bool = True
@@ -260,12 +269,7 @@ class HandPoseConfig:
     max_speed: float = 0.1
     max_accel: float = 1.0
     engage_m: float = 0.05
-    camera: str = "scene"
     steps: int = 3000
-    batch_size: int = 64
-    lr: float = 1e-3
-    max_minutes: float = 10.0
-    val_episodes: int = 40
     export: str = "out/hand_pose"
 
     def __post_init__(self):
@@ -273,11 +277,7 @@ class HandPoseConfig:
         check_range("tracker.hand_pose.max_speed", self.max_speed, 0.0, 1.0)
         check_range("tracker.hand_pose.max_accel", self.max_accel, 0.01, 100.0)
         check_range("tracker.hand_pose.engage_m", self.engage_m, 0.0, 1.0)
-        check_range("tracker.hand_pose.steps", self.steps, 1)
-        check_range("tracker.hand_pose.batch_size", self.batch_size, 1)
-        check_range("tracker.hand_pose.lr", self.lr, 1e-7, 1.0)
-        check_range("tracker.hand_pose.max_minutes", self.max_minutes, 0.1)
-        check_range("tracker.hand_pose.val_episodes", self.val_episodes, 0)
+        self.check_training("tracker.hand_pose")
 
 
 @dataclass

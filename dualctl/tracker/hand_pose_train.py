@@ -9,8 +9,6 @@ planner's imagined frames, which are softer than the camera's.
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from pathlib import Path
 
@@ -21,16 +19,13 @@ from torch.nn import functional
 
 from dualctl.config import TrainerConfig
 from dualctl.data.dataset import EpisodeStore
-from dualctl.data.episode import atomic_write_text
 from dualctl.errors import DataError
 from dualctl.tracker.config import HandPoseConfig
 from dualctl.tracker.frame_reader import ReaderConfig
-from dualctl.tracker.hand_pose import HAND_XYZ, SCALE_M, HandPoseNet, save_hand_pose
+from dualctl.tracker.hand_pose import HAND_XYZ, SCALE_M, STEM, HandPoseNet
 from dualctl.tracker.model import images_to_float
-from dualctl.tracker.reader_train import fit_reader, frame_loader
+from dualctl.tracker.reader_train import export_reader, fit_reader, frame_loader
 from dualctl.tracker.train import split_episodes
-
-log = logging.getLogger(__name__)
 
 
 def episode_rows(store: EpisodeStore, episodes: list[int]) -> np.ndarray:
@@ -118,14 +113,7 @@ def train_hand_pose(
     train = _loader(store, train_rows, config.batch_size, True, seed)
     steps = fit_reader(HandPoseLightning(net, config.lr), train, val, config.steps,
                        config.max_minutes, run_dir, trainer_config)  # fmt: skip
-    summary = {
-        "data": str(data), "seed": seed, "steps": steps,
-        "train_frames": len(train_rows), "val_frames": len(val_rows),
-        **(median_errors(net, store, val_rows) if len(val_rows) else {}),
-        "seconds": time.monotonic() - started,
-    }  # fmt: skip
-    export = Path(config.export)
-    save_hand_pose(export, net, summary)
-    atomic_write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))
-    log.info("hand-pose reader: %s -> %s", summary, export)
-    return summary
+    errors = median_errors(net, store, val_rows) if len(val_rows) else {}
+    return export_reader(net, STEM, config.export, run_dir, started, data=str(data), seed=seed,
+                         steps=steps, train_frames=len(train_rows), val_frames=len(val_rows),
+                         **errors)  # fmt: skip

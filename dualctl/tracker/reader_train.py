@@ -5,6 +5,9 @@ logs (``last.ckpt`` in the run folder's ``lightning/``)."""
 from __future__ import annotations
 
 import datetime
+import json
+import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,10 @@ from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
 from dualctl.config import TrainerConfig
+from dualctl.data.episode import atomic_write_text
+from dualctl.tracker.frame_reader import FrameReader, save_reader
+
+log = logging.getLogger(__name__)
 
 #: Steps between validations and between checkpoints.
 EVERY_STEPS = 250
@@ -55,3 +62,16 @@ def fit_reader(
     last = run_dir / "lightning" / "last.ckpt"
     trainer.fit(module, train, val, ckpt_path=str(last) if last.is_file() else None)
     return trainer.global_step
+
+
+def export_reader(
+    net: FrameReader, stem: str, export: str, run_dir: Path, started: float, **facts
+) -> dict:
+    """Write the trained reader to ``export`` (as ``stem``.*) and its training summary (the
+    ``facts``, and the seconds since ``started``, a ``time.monotonic()``) into both its info
+    and ``run_dir/train_summary.json``; returns the summary."""
+    summary = {**facts, "seconds": time.monotonic() - started}
+    save_reader(Path(export), stem, net, summary)
+    atomic_write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))
+    log.info("%s reader: %s -> %s", stem, summary, export)
+    return summary
