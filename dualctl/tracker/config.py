@@ -252,8 +252,11 @@ class HandPoseConfig(ReaderTrainingConfig):
     :class:`ReaderTrainingConfig`.
 
     Attributes:
-        enabled: steer a carrying hand with the servo when a reader is found (false: the
-            head's own velocity, e.g. to ablate the servo).
+        enabled: steer a carrying hand with the servo when a reader is found. Off by default:
+            on the oracle reference it carries Place's blocks to the pad, but on the planner's
+            plans 1 s late it follows readings that jump from plan to plan (closed loop, seeds
+            0-39: 103/160 without delay and 81/160 with 1 s, against 99 and 89 without it).
+            The oracle and DAgger benches turn it on (``--hand-pose``).
         checkpoint: the reader's folder; "" = the tracker checkpoint's own reader
             (``hand_pose.safetensors`` beside its weights), if it ships one.
         gain: servo speed (m/s) per m still to go.
@@ -263,7 +266,7 @@ class HandPoseConfig(ReaderTrainingConfig):
             from the hand (0: as soon as it carries).
     """
 
-    enabled: bool = True
+    enabled: bool = False
     checkpoint: str = ""
     gain: float = 4.0
     max_speed: float = 0.1

@@ -72,7 +72,9 @@ def test_the_runtime_tracker_reads_the_hand_in_its_references_with_its_shipped_r
     from dualctl.sim.tasks import sample_variation
     from dualctl.sim.world import World
 
-    shipped = load_runtime_tracker(load_config([]))
+    off = load_runtime_tracker(load_config([]))  # off by default in the runtime
+    assert off.carry_servo is None and off.reference_dim == off.latent_dim
+    shipped = load_runtime_tracker(load_config(["tracker.hand_pose.enabled=true"]))
     assert shipped.carry_servo is not None and shipped.reference_dim == shipped.latent_dim + 3
     world = World("Place", sample_variation("Place", 7, "train"), SimConfig())
     try:
@@ -81,5 +83,3 @@ def test_the_runtime_tracker_reads_the_hand_in_its_references_with_its_shipped_r
         world.close()
     reading = shipped.encode(frame[None])[0, shipped.latent_dim :]
     assert np.abs(reading - hand).max() < 0.02  # the start pose, read off the camera frame
-    off = load_runtime_tracker(load_config(["tracker.hand_pose.enabled=false"]))
-    assert off.carry_servo is None and off.reference_dim == off.latent_dim

@@ -9,6 +9,7 @@ import pytest
 from dualctl.config import load_config
 from dualctl.errors import ConfigError
 from dualctl.runtime.factories import load_runtime_tracker
+from dualctl.tracker.checkpoint import with_reader_choices
 from dualctl.tracker.ensemble import EnsembleTracker, load_ensemble
 from dualctl.tracker.jepa import load_tracker
 from dualctl.types import PROPRIO_DIM, TACTILE_SHAPE, Observation
@@ -109,8 +110,9 @@ def test_the_runtime_builds_the_configured_ensemble():
 
 def test_an_ensemble_carries_its_first_members_hand_pose_reading_after_the_latents():
     shipped = CHECKPOINTS / "tracker"  # ships a hand-pose reader; tracker_oracle does not
-    ensemble = load_ensemble([shipped, ORACLE], lookahead_s=0.5)
-    first = load_tracker(shipped)
+    choices = with_reader_choices(shipped)  # the readers the checkpoint ships, turned on
+    ensemble = load_ensemble([shipped, ORACLE], choices=choices, lookahead_s=0.5)
+    first = load_tracker(shipped, config=choices)
     images = frames(2, seed=3)
     references = ensemble.encode(images)
     assert references.shape == (2, ensemble.reference_dim) == (2, ensemble.latent_dim + 3)

@@ -192,7 +192,9 @@ def test_a_tracker_with_a_reader_carries_toward_the_references_hand(tmp_path, sy
     save_hand_pose(tmp_path / "reader", reader)
     store = EpisodeStore.load(synthetic_dataset)
     config, net = trained_parts(store)
-    config.hand_pose = HandPoseConfig(checkpoint=str(tmp_path / "reader"), engage_m=0.0)
+    config.hand_pose = HandPoseConfig(
+        checkpoint=str(tmp_path / "reader"), engage_m=0.0, enabled=True
+    )
     tracker = JepaTracker(net, config)
     frames = store.arrays["frames"][:3]
     references = tracker.encode(frames)
@@ -217,7 +219,7 @@ def test_a_tracker_with_a_reader_carries_toward_the_references_hand(tmp_path, sy
 def test_a_hand_reader_of_another_camera_is_refused(tmp_path, synthetic_dataset):
     save_hand_pose(tmp_path / "reader", HandPoseNet(ReaderConfig(camera="overhead")))
     config, net = trained_parts(EpisodeStore.load(synthetic_dataset))
-    config.hand_pose = HandPoseConfig(checkpoint=str(tmp_path / "reader"))
+    config.hand_pose = HandPoseConfig(checkpoint=str(tmp_path / "reader"), enabled=True)
     with pytest.raises(ConfigError, match="tracker.hand_pose.checkpoint"):
         JepaTracker(net, config)
 
