@@ -4,7 +4,10 @@ in this thread's CPU time: on a shared machine the wall-time tail is the OS sche
 preempting us, the CPU-time tail is what the code itself costs.
 
     python bench/tracker_latency.py [--checkpoint checkpoints/tracker] [--ticks 20000]
-        [--ensemble DIR,... [--lookahead S]]
+        [--hand-pose DIR|off] [--ensemble DIR,... [--lookahead S]]
+
+The tracker runs with the readers its checkpoint ships (``--hand-pose off`` times it without
+the hand-pose reader, as the runtime runs it by default).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dualctl.data.episode import atomic_write_text
-from dualctl.tracker.checkpoint import read_checkpoint_config
+from dualctl.tracker.checkpoint import read_checkpoint_config, with_reader_choices
 from dualctl.tracker.config import TrackerConfig
 from dualctl.tracker.ensemble import load_ensemble
 from dualctl.tracker.grip import GripReflex
@@ -131,11 +134,16 @@ def main() -> None:
         default=0.0,
         help="the ensemble's lookahead (s), when its members differ",
     )
+    parser.add_argument("--hand-pose", default="",
+                        help="the hand-pose reader: a folder, 'off', or '' for the one the "
+                        "checkpoint ships (if any)")  # fmt: skip
     parser.add_argument("--json", default=str(RESULTS / "tracker_latency.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    tracker = load_tracker(args.checkpoint)
+    tracker = load_tracker(
+        args.checkpoint, config=with_reader_choices(Path(args.checkpoint), "", args.hand_pose)
+    )
     size = tracker.config.image_size
     rows = {
         "act (head, numpy fast path)": percentiles_ms(time_act(tracker, args.ticks, rng)),
