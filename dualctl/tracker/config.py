@@ -255,7 +255,7 @@ class HandPoseConfig(ReaderTrainingConfig):
         enabled: steer a carrying hand with the servo when a reader is found. Off by default:
             on the oracle reference it carries Place's blocks to the pad, but on the planner's
             plans 1 s late it follows readings that jump from plan to plan (closed loop, seeds
-            0-39: 103/160 without delay and 81/160 with 1 s, against 99 and 89 without it).
+            0-39: 103/160 without delay and 81/160 with 1 s, against 103 and 90 without it).
             The oracle and DAgger benches turn it on (``--hand-pose``).
         checkpoint: the reader's folder; "" = the tracker checkpoint's own reader
             (``hand_pose.safetensors`` beside its weights), if it ships one.
