@@ -18,7 +18,7 @@ hand then is from the block's centre (the expert closes on it).
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
         [--episodes 50] [--seed 4000] [--split train] [--align state] [--window 1.0] [--rate 200]
         [--arms full,no reflex,no force/tactile] [--lookahead S] [--ensemble DIR,...]
-        [--grasp-pose DIR|off] [--hand-pose DIR|off] [--json PATH]
+        [--grasp-pose DIR|off] [--hand-pose DIR|off] [--heavy-probe-speed S] [--json PATH]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -152,6 +153,9 @@ def main() -> None:
     parser.add_argument("--hand-pose", default="",
                         help="the hand-pose reader whose servo carries toward the reference's "
                         "hand: a folder, 'off', or '' for the one the checkpoint ships (if any)")  # fmt: skip
+    parser.add_argument("--heavy-probe-speed", type=float, default=0.0,
+                        help="the grip reflex's probing lift (m/s) once the object is heavy "
+                        "(tracker.heavy_probe_speed); 0 = the tracker's default")  # fmt: skip
     parser.add_argument("--json", default=str(RESULTS / "tracker_oracle.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -164,6 +168,8 @@ def main() -> None:
         try:
             folders = [args.checkpoint, *filter(None, args.ensemble.split(","))]
             choices = with_reader_choices(Path(args.checkpoint), args.grasp_pose, args.hand_pose)
+            if args.heavy_probe_speed:
+                choices = dataclasses.replace(choices, heavy_probe_speed=args.heavy_probe_speed)
             trackers[arm] = (
                 load_ensemble(folders, modalities, choices, lookahead_s=args.lookahead or None)
                 if len(folders) > 1
@@ -250,6 +256,7 @@ def main() -> None:
         "checkpoint": args.checkpoint, "ensemble": args.ensemble,
         "grasp_pose": args.grasp_pose or "(the checkpoint's own)",
         "hand_pose": args.hand_pose or "(the checkpoint's own)", "split": args.split,
+        "heavy_probe_speed": args.heavy_probe_speed or "(default)",
         "first_seed": args.seed,
         "rate_hz": args.rate, "align": args.align, "window_s": args.window,
         "lookahead_s": next(iter(trackers.values())).lookahead_s, "seconds": time.monotonic() - started,

@@ -37,6 +37,11 @@ GROW = 1.25
 MARGIN = 1.1
 #: Lift speed (m/s) while probing: slip of a few mm at most before the force is right.
 PROBE_SPEED = 0.02
+#: Once the probe's force is past HEAVY_GRIP_N (N, twice the gripper's least) the object is
+#: heavy: it takes about ten raises, each after a stick-slip window, and at PROBE_SPEED the
+#: fingers slid off the heaviest Fragile blocks meanwhile. ``GripReflex(heavy_probe_speed=)``
+#: can lift slower from there (``tracker.heavy_probe_speed``).
+HEAVY_GRIP_N = 2.0 * GRIPPER_FORCE_RANGE[0]
 #: Vertical acceleration limit (m/s^2) when the lift resumes after probing.
 RESUME_ACCEL = 0.8
 #: Shear (N per finger) below which the object is not loaded yet (the table still carries it).
@@ -293,9 +298,12 @@ class GripReflex:
     #: Touch is averaged over this long (s) before each probe step.
     AVERAGE_S = 0.015
 
-    def __init__(self, period_s: float, regrasp: bool = False):
+    def __init__(
+        self, period_s: float, regrasp: bool = False, heavy_probe_speed: float = PROBE_SPEED
+    ):
         self.period_s = period_s
         self.regrasp = regrasp
+        self.heavy_probe_speed = heavy_probe_speed
         self.reset()
 
     def reset(self) -> None:
@@ -383,7 +391,8 @@ class GripReflex:
         else:
             velocity[:] = 0.0
             if time_s - self.landed_at >= self.SETTLE_S:
-                velocity[2] = PROBE_SPEED
+                heavy = self.probe.force > HEAVY_GRIP_N
+                velocity[2] = self.heavy_probe_speed if heavy else PROBE_SPEED
         return velocity
 
     def _set_down(self, head: np.ndarray, proprio: np.ndarray | None, dt: float) -> bool:

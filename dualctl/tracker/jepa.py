@@ -96,7 +96,11 @@ class JepaTracker(Tracker):
         self.wrench_history = FrameHistory(config.force_history, 1.0 / config.frame_hz)
         self.tactile_history = FrameHistory(config.tactile_history, 1.0 / config.frame_hz)
         use_reflex = config.grip_reflex and not config.drop_tactile
-        self.grip_reflex = GripReflex(1.0 / config.frame_hz, config.regrasp) if use_reflex else None
+        self.grip_reflex = (
+            GripReflex(1.0 / config.frame_hz, config.regrasp, config.heavy_probe_speed)
+            if use_reflex
+            else None
+        )
         self.grasp_pose_reader, self.grasp_servo = self._grasp_pose(config)
         self.hand_pose_reader, self.carry_servo = self._hand_pose(config)
         self.reset()

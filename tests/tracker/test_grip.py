@@ -14,6 +14,7 @@ from dualctl.tracker.grip import (
     BUMP_BACKOFF_SPEED,
     BUMP_CLEAR_M,
     BUMP_DESCENT_SPEED,
+    HEAVY_GRIP_N,
     HOVER_S,
     LIFTED_M,
     LOWER_SPEED,
@@ -187,6 +188,33 @@ def test_reflex_passes_an_open_gripper_through_and_owns_the_grasp_when_closing()
     assert np.all(lifted.ee_velocity[[0, 1, 3]] == 0.0)  # the arm holds still while probing
     reflex(opened, tactile(0, 0), t + 0.005)
     assert reflex.state == "open" and reflex.probe is None
+
+
+def test_reflex_lifts_a_heavy_object_slower_while_probing():
+    reflex = GripReflex(period_s=0.05, heavy_probe_speed=0.015)
+    reflex(head_action(0.01), tactile(0, 0), 0.0)
+    t = 0.0
+    while t < GripReflex.SETTLE_S + 0.02:  # pressed: landed, then settled
+        t += 0.005
+        light = reflex(head_action(0.0, vz=0.2), tactile(20, 0), t)
+    assert reflex.state == "probing" and light.ee_velocity[2] == pytest.approx(PROBE_SPEED)
+    reflex.probe.force = HEAVY_GRIP_N + 5.0  # as after a few raises on a heavy object
+    heavy = reflex(head_action(0.0, vz=0.2), tactile(45, 0), t + 0.005)
+    assert reflex.state == "probing" and heavy.ee_velocity[2] == pytest.approx(0.015)
+    default = GripReflex(period_s=0.05)
+    assert default.heavy_probe_speed == PROBE_SPEED  # the same lift unless asked
+
+
+def test_the_heavy_probing_lift_is_a_run_time_choice_named_in_errors():
+    from dualctl.config import load_config
+    from dualctl.errors import ConfigError
+    from dualctl.runtime.factories import load_runtime_tracker
+
+    tracker = load_runtime_tracker(load_config(["tracker.heavy_probe_speed=0.015"]))
+    assert tracker.grip_reflex.heavy_probe_speed == 0.015
+    assert load_runtime_tracker(load_config([])).grip_reflex.heavy_probe_speed == PROBE_SPEED
+    with pytest.raises(ConfigError, match="tracker.heavy_probe_speed"):
+        load_config(["tracker.heavy_probe_speed=0"])
 
 
 def test_reflex_stops_the_arm_once_the_fingers_press_not_at_the_next_probe_step():
