@@ -17,7 +17,7 @@ from safetensors.torch import load, save
 from dualctl.config import section_from_yaml, to_yaml
 from dualctl.data.episode import atomic_write_bytes, atomic_write_text
 from dualctl.errors import CheckpointError, ConfigError
-from dualctl.tracker.config import ARCHITECTURE_KEYS, RUN_KEYS, GraspPoseConfig, TrackerConfig
+from dualctl.tracker.config import ARCHITECTURE_KEYS, RUN_KEYS, TrackerConfig
 from dualctl.tracker.model import TrackerNet
 
 WEIGHTS = "model.safetensors"
@@ -70,13 +70,13 @@ def with_reader_choices(folder: Path, grasp_pose: str = "", hand_pose: str = "")
     benches' ``--grasp-pose`` and ``--hand-pose`` say: "" (the one the checkpoint ships, if
     any), "off", or a reader folder."""
     saved = read_checkpoint_config(folder)
-    return dataclasses.replace(
-        saved,
-        grasp_pose=GraspPoseConfig(enabled=grasp_pose != "off",
-                                   checkpoint="" if grasp_pose == "off" else grasp_pose),
-        hand_pose=dataclasses.replace(saved.hand_pose, enabled=hand_pose != "off",
-                                      checkpoint="" if hand_pose == "off" else hand_pose),
-    )  # fmt: skip
+
+    def chosen(settings, choice: str):
+        off = choice == "off"
+        return dataclasses.replace(settings, enabled=not off, checkpoint="" if off else choice)
+
+    return dataclasses.replace(saved, grasp_pose=chosen(saved.grasp_pose, grasp_pose),
+                               hand_pose=chosen(saved.hand_pose, hand_pose))  # fmt: skip
 
 
 def trained_lookahead_range(saved: TrackerConfig) -> tuple[float, float]:

@@ -1,10 +1,10 @@
 """The JEPA tracker the runtime drives: torch for ``encode`` (camera rate), numpy for ``act``
 (every tick), and :func:`load_tracker` to build it from a checkpoint. When the checkpoint
 ships a grasp-pose reader (or ``tracker.grasp_pose.checkpoint`` names one), it centres the open
-hand over the object and turns it to its faces (:mod:`dualctl.tracker.grasp_pose`). When it
-ships a hand-pose reader (``tracker.hand_pose``), every reference latent ``encode`` returns
-ends with the hand position that reader sees in the frame, and a hand carrying something moves
-toward the reference's (:mod:`dualctl.tracker.hand_pose`).
+hand over the object and turns it to its faces (:mod:`dualctl.tracker.grasp_pose`). With a
+hand-pose reader enabled (``tracker.hand_pose``, off in the runtime by default), every
+reference latent ``encode`` returns ends with the hand position that reader sees in the frame,
+and a hand carrying something moves toward the reference's (:mod:`dualctl.tracker.hand_pose`).
 
 Missing inputs: a dropped modality (``drop_force``/``drop_tactile``) is fed as zeros with its
 "missing" flag set, which the model saw in training through modality dropout; without tactile
