@@ -27,11 +27,12 @@ from rich.table import Table
 from dualctl.data.episode import atomic_write_text
 from dualctl.tracker.checkpoint import read_checkpoint_config, with_reader_choices
 from dualctl.tracker.config import TrackerConfig
+from dualctl.tracker.descent import GuardedDescent
 from dualctl.tracker.ensemble import load_ensemble
 from dualctl.tracker.grip import GripReflex
 from dualctl.tracker.hand_pose import CarryServo
 from dualctl.tracker.jepa import load_tracker
-from dualctl.types import TACTILE_SHAPE, Action, GripperCommand, Observation
+from dualctl.types import GRIPPER_STROKE_M, TACTILE_SHAPE, Action, GripperCommand, Observation
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -99,6 +100,18 @@ def time_carry_servo(ticks: int, rng) -> list[float]:
     return [timed(partial(servo, head, observations[i % 256], goal, 0.03)) for i in range(ticks)]
 
 
+def time_descent(ticks: int, rng) -> list[float]:
+    """The guarded descent alone, lowering the hand (its costliest phase)."""
+    descent = GuardedDescent()
+    head = Action(np.zeros(4, np.float32), GripperCommand(GRIPPER_STROKE_M, 0.05, 50.0))
+    observations = [observation(rng, i * 0.005) for i in range(256)]
+    out = []
+    for i in range(ticks):
+        descent.phase = "descending"  # the random touch stops it every tick: start again
+        out.append(timed(partial(descent, head, observations[i % 256], None, "open")))
+    return out
+
+
 def time_encode(tracker, frames: int, size: int, rng) -> list[float]:
     images = rng.integers(0, 255, (16, 1, size, size, 3), dtype=np.uint8)
     for image in images[:5]:
@@ -158,6 +171,7 @@ def main() -> None:
     )
     rows["grip reflex alone, gripper closing"] = percentiles_ms(time_reflex(args.ticks, rng))
     rows["carry servo alone, engaged"] = percentiles_ms(time_carry_servo(args.ticks, rng))
+    rows["guarded descent alone, lowering"] = percentiles_ms(time_descent(args.ticks, rng))
     dropped = load_tracker(args.checkpoint, modalities=())
     rows["act (force+tactile dropped)"] = percentiles_ms(time_act(dropped, args.ticks, rng))
     saved = read_checkpoint_config(Path(args.checkpoint))

@@ -18,7 +18,8 @@ hand then is from the block's centre (the expert closes on it).
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
         [--episodes 50] [--seed 4000] [--split train] [--align state] [--window 1.0] [--rate 200]
         [--arms full,no reflex,no force/tactile] [--lookahead S] [--ensemble DIR,...]
-        [--grasp-pose DIR|off] [--hand-pose DIR|off] [--heavy-probe-speed S] [--json PATH]
+        [--grasp-pose DIR|off] [--hand-pose DIR|off] [--heavy-probe-speed S]
+        [--guarded-descent on|off] [--json PATH]
 """
 
 from __future__ import annotations
@@ -156,6 +157,9 @@ def main() -> None:
     parser.add_argument("--heavy-probe-speed", type=float, default=0.0,
                         help="the grip reflex's probing lift (m/s) once the object is heavy "
                         "(tracker.heavy_probe_speed); 0 = the tracker's default")  # fmt: skip
+    parser.add_argument("--guarded-descent", default="", choices=("", "on", "off"),
+                        help="lower an open hand the head holds still over the object onto it "
+                        "and close (tracker.guarded_descent); '' = the tracker's default")  # fmt: skip
     parser.add_argument("--json", default=str(RESULTS / "tracker_oracle.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -170,6 +174,9 @@ def main() -> None:
             choices = with_reader_choices(Path(args.checkpoint), args.grasp_pose, args.hand_pose)
             if args.heavy_probe_speed:
                 choices = dataclasses.replace(choices, heavy_probe_speed=args.heavy_probe_speed)
+            if args.guarded_descent:
+                descent = args.guarded_descent == "on"
+                choices = dataclasses.replace(choices, guarded_descent=descent)
             trackers[arm] = (
                 load_ensemble(folders, modalities, choices, lookahead_s=args.lookahead or None)
                 if len(folders) > 1
@@ -257,6 +264,7 @@ def main() -> None:
         "grasp_pose": args.grasp_pose or "(the checkpoint's own)",
         "hand_pose": args.hand_pose or "(the checkpoint's own)", "split": args.split,
         "heavy_probe_speed": args.heavy_probe_speed or "(default)",
+        "guarded_descent": args.guarded_descent or "(default)",
         "first_seed": args.seed,
         "rate_hz": args.rate, "align": args.align, "window_s": args.window,
         "lookahead_s": next(iter(trackers.values())).lookahead_s, "seconds": time.monotonic() - started,

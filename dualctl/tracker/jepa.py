@@ -27,6 +27,7 @@ from dualctl.errors import ConfigError, check_choice
 from dualctl.tracker.base import Tracker, camera_frame
 from dualctl.tracker.checkpoint import check_compatible, load_checkpoint
 from dualctl.tracker.config import MODALITIES, TrackerConfig
+from dualctl.tracker.descent import GuardedDescent
 from dualctl.tracker.fastpath import FastPath
 from dualctl.tracker.grasp_pose import WEIGHTS as GRASP_POSE_WEIGHTS
 from dualctl.tracker.grasp_pose import GraspPoseNet, GraspServo, load_grasp_pose
@@ -103,6 +104,9 @@ class JepaTracker(Tracker):
         )
         self.grasp_pose_reader, self.grasp_servo = self._grasp_pose(config)
         self.hand_pose_reader, self.carry_servo = self._hand_pose(config)
+        use_descent = (config.guarded_descent and self.grip_reflex is not None
+                       and self.grasp_servo is not None)  # fmt: skip
+        self.descent = GuardedDescent() if use_descent else None
         self.reset()
 
     @property
@@ -147,6 +151,8 @@ class JepaTracker(Tracker):
             self.grasp_servo.reset()
         if self.carry_servo is not None:
             self.carry_servo.reset()
+        if self.descent is not None:
+            self.descent.reset()
         if self.mpc is not None:
             self.mpc.reset()
 
@@ -221,6 +227,9 @@ class JepaTracker(Tracker):
         action = Action.from_array(vector, timestamp=observation.timestamp)
         if self.grasp_servo is not None:
             action = self.grasp_servo(action, observation)
+        if self.descent is not None:
+            object_xy = self.grasp_servo.object_xy
+            action = self.descent(action, observation, object_xy, self.grip_reflex.state)
         if self.carry_servo is not None:
             if hand_goal is not None and self._carrying():
                 action = self.carry_servo(action, observation, hand_goal, self.grip_reflex.grasp_z)
