@@ -5,8 +5,9 @@ stops there 1-4 cm above it, open, until the episode times out (the plan shows t
 the head does not act on it): Fragile seeds 10 and 20, Slippery 3 and 7 of the runtime bench
 (seeds 0-39, no delay). When the open hand has stood still, centred over the object the
 grasp-pose reader sees, for :data:`STILL_S`, this takes the arm and lowers it at
-:data:`DESCENT_SPEED` until something stops it (the wrist feels a push: the palm on the
-object's top or the fingertips on the table; or the pads feel a touch), then asks the grip
+:data:`DESCENT_SPEED` until something stops it (the pads feel a touch; the wrist feels a
+push, as from the palm on the object's top; or the arm stops going down: on every traced
+seed the workspace's floor, the open fingers straddling the block), then asks the grip
 reflex to close, and keeps asking while the reflex closes, probes and carries, i.e. until it
 lets go (a set-down) or gives up (a missed or blocked grasp, after which the hand may try
 again). It is the classic guarded move: no model of the object's height, only contact.
