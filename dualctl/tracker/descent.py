@@ -11,6 +11,9 @@ seed the workspace's floor, the open fingers straddling the block), then asks th
 reflex to close, and keeps asking while the reflex closes, probes and carries, i.e. until it
 lets go (a set-down) or gives up (a missed or blocked grasp, after which the hand may try
 again). It is the classic guarded move: no model of the object's height, only contact.
+
+A hand the head has shut on nothing above the object (Slippery seed 6: closed 6 cm above
+the block's centre and held there) counts as left hanging too: it opens in place first.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ DESCENT_SPEED = 0.05
 #: has gone down slower than a fifth of DESCENT_SPEED for BLOCKED_S (s): something holds it
 #: (the workspace's floor, for one).
 STOP_WRIST_N, SETTLE_S, BLOCKED_S = 8.0, 0.1, 0.1
-#: An open hand is wider than OPEN_FRACTION of the stroke.
-OPEN_FRACTION = 0.6
+#: An open hand is wider than OPEN_FRACTION of the stroke; a shut one narrower than SHUT_M (m).
+OPEN_FRACTION, SHUT_M = 0.6, 0.005
 #: A hand moved across faster than LEAVE_SPEED (m/s) by the head ends a descent: the head has
 #: chosen to go elsewhere.
 LEAVE_SPEED = 0.05
@@ -49,7 +52,8 @@ ATTEMPTS = 2
 
 class GuardedDescent:
     """Watches the open hand; lowers it onto the object and closes it when the head stalls
-    over the object. ``phase`` is "watching", "descending", "grasping" or "done" (an object
+    over the object. ``phase`` is "watching", "opening" (a hand shut on nothing),
+    "descending", "grasping" or "done" (an object
     has been carried: the object may have moved since the reader saw it, and a hand that
     comes back to where it stood must not close on the empty table)."""
 
@@ -80,6 +84,8 @@ class GuardedDescent:
         self._time = observation.timestamp
         if self.phase == "watching":
             return self._watch(action, observation, object_xy, reflex_state, dt)
+        if self.phase == "opening":
+            return self._open(action, observation)
         if self.phase == "descending":
             return self._descend(action, observation, dt)
         if self.phase == "grasping":
@@ -91,12 +97,20 @@ class GuardedDescent:
             self.phase = "done"
             return action
         proprio = observation.proprio
+        opened = (
+            reflex_state == "open"
+            and proprio[_WIDTH] > OPEN_FRACTION * GRIPPER_STROKE_M
+            and action.gripper.width_m > OPEN_FRACTION * GRIPPER_STROKE_M
+        )
+        shut_on_nothing = (
+            reflex_state == "closing"
+            and proprio[_WIDTH] < SHUT_M
+            and float(np.abs(observation.tactile).max()) <= TOUCH
+        )
         ready = (
             self.attempts < ATTEMPTS
             and object_xy is not None
-            and reflex_state == "open"
-            and proprio[_WIDTH] > OPEN_FRACTION * GRIPPER_STROKE_M
-            and action.gripper.width_m > OPEN_FRACTION * GRIPPER_STROKE_M
+            and (opened or shut_on_nothing)
             and proprio[_Z] < NEAR_Z_M
             and float(np.hypot(*(object_xy - proprio[_XY]))) < CENTRED_M
             and float(np.linalg.norm(action.ee_velocity[:3])) < STILL_SPEED
@@ -104,9 +118,24 @@ class GuardedDescent:
         self._still_s = self._still_s + dt if ready else 0.0
         if self._still_s < STILL_S:
             return action
-        self.phase, self._descending_s, self._blocked_s = "descending", 0.0, 0.0
         self.attempts += 1
+        if shut_on_nothing:
+            self.phase = "opening"
+            return self._open(action, observation)
+        return self._start_descent(action, observation)
+
+    def _start_descent(self, action, observation) -> Action:
+        self.phase, self._descending_s, self._blocked_s = "descending", 0.0, 0.0
         return self._descend(action, observation, 0.0)
+
+    def _open(self, action, observation) -> Action:
+        """Open a shut hand in place, then go down."""
+        if observation.proprio[_WIDTH] > OPEN_FRACTION * GRIPPER_STROKE_M:
+            return self._start_descent(action, observation)
+        velocity = action.ee_velocity.copy()
+        velocity[:3] = 0.0
+        opened = GripperCommand(GRIPPER_STROKE_M, action.gripper.speed_mps, action.gripper.force_n)
+        return Action(velocity, opened, action.timestamp)
 
     def _descend(self, action, observation, dt) -> Action:
         self._descending_s += dt

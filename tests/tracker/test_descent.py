@@ -84,6 +84,32 @@ def test_once_the_head_has_carried_the_object_by_itself_the_descent_is_over():
     assert descent.phase == "done"
 
 
+def shut_hover(descent, touch=0.0) -> float:
+    """A hand the head keeps shut and still over the object, the reflex closing; the end time."""
+    t = 0.0
+    for _ in range(round((d.STILL_S + 0.01) / TICK)):
+        descent(head(width=0.0), observe(t, width=0.0, touch=touch), OBJECT, "closing")
+        t += TICK
+    return t
+
+
+def test_a_hand_shut_on_nothing_over_the_object_opens_in_place_then_goes_down():
+    descent = GuardedDescent()
+    t = shut_hover(descent)
+    assert descent.phase == "opening"
+    action = descent(head(width=0.0), observe(t, width=0.03), OBJECT, "open")
+    assert action.gripper.width_m == GRIPPER_STROKE_M and not action.ee_velocity[:3].any()
+    action = descent(head(width=0.0), observe(t + TICK), OBJECT, "open")  # open now
+    assert descent.phase == "descending"
+    assert action.ee_velocity[2] == pytest.approx(-d.DESCENT_SPEED)
+
+
+def test_a_shut_hand_that_feels_something_is_left_to_the_reflex():
+    descent = GuardedDescent()
+    shut_hover(descent, touch=5.0)
+    assert descent.phase == "watching"
+
+
 def test_no_estimate_of_the_object_no_descent():
     descent = GuardedDescent()
     for i in range(round(2 * d.STILL_S / TICK)):
