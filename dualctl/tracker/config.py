@@ -306,7 +306,7 @@ class TrackerConfig:
             loop's from 29 to 26 of 40.
         guarded_descent: with the grip reflex and the grasp-pose servo, lower an open hand the
             head holds still over the object until it meets something, then close it
-            (:mod:`dualctl.tracker.descent`). On: closed loop (seeds 0-39) 111/160 against
+            (:mod:`dualctl.tracker.descent`). On: closed loop (seeds 0-39) 112/160 against
             103/160 without it, 95/160 against 90/160 with 1 s of planner delay.
         grasp_pose: the grasp-pose reader and servo (off unless its checkpoint is set).
         hand_pose: the hand-pose reader and carry servo (off unless its checkpoint is set).
