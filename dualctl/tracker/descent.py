@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from dualctl.data.privileged import TOUCH
+from dualctl.tracker.grip import MISSED_WIDTH_M
 from dualctl.types import GRIPPER_STROKE_M, PROPRIO_FIELDS, Action, GripperCommand, Observation
 
 _XY = [PROPRIO_FIELDS.index("ee_x"), PROPRIO_FIELDS.index("ee_y")]
@@ -41,8 +42,8 @@ DESCENT_SPEED = 0.05
 #: has gone down slower than a fifth of DESCENT_SPEED for BLOCKED_S (s): something holds it
 #: (the workspace's floor, for one).
 STOP_WRIST_N, SETTLE_S, BLOCKED_S = 8.0, 0.1, 0.1
-#: An open hand is wider than OPEN_FRACTION of the stroke; a shut one narrower than SHUT_M (m).
-OPEN_FRACTION, SHUT_M = 0.6, 0.005
+#: An open hand is wider than OPEN_FRACTION of the stroke (a shut one: grip.MISSED_WIDTH_M).
+OPEN_FRACTION = 0.6
 #: A hand moved across faster than LEAVE_SPEED (m/s) by the head ends a descent: the head has
 #: chosen to go elsewhere.
 LEAVE_SPEED = 0.05
@@ -104,7 +105,7 @@ class GuardedDescent:
         )
         shut_on_nothing = (
             reflex_state == "closing"
-            and proprio[_WIDTH] < SHUT_M
+            and proprio[_WIDTH] < MISSED_WIDTH_M
             and float(np.abs(observation.tactile).max()) <= TOUCH
         )
         ready = (
@@ -134,8 +135,7 @@ class GuardedDescent:
             return self._start_descent(action, observation)
         velocity = action.ee_velocity.copy()
         velocity[:3] = 0.0
-        opened = GripperCommand(GRIPPER_STROKE_M, action.gripper.speed_mps, action.gripper.force_n)
-        return Action(velocity, opened, action.timestamp)
+        return Action(velocity, _gripper(action, GRIPPER_STROKE_M), action.timestamp)
 
     def _descend(self, action, observation, dt) -> Action:
         self._descending_s += dt
@@ -155,8 +155,7 @@ class GuardedDescent:
             return self._grasp(action, "open")
         velocity = action.ee_velocity.copy()
         velocity[2] = -DESCENT_SPEED
-        opened = GripperCommand(GRIPPER_STROKE_M, action.gripper.speed_mps, action.gripper.force_n)
-        return Action(velocity, opened, action.timestamp)
+        return Action(velocity, _gripper(action, GRIPPER_STROKE_M), action.timestamp)
 
     def _grasp(self, action, reflex_state) -> Action:
         """Close, and keep asking while the reflex closes, probes and carries."""
@@ -168,5 +167,9 @@ class GuardedDescent:
         velocity = action.ee_velocity.copy()
         if reflex_state in ("open", "closing"):  # hold the arm until the fingers land
             velocity[:3] = 0.0
-        closed = GripperCommand(0.0, action.gripper.speed_mps, action.gripper.force_n)
-        return Action(velocity, closed, action.timestamp)
+        return Action(velocity, _gripper(action, 0.0), action.timestamp)
+
+
+def _gripper(action: Action, width_m: float) -> GripperCommand:
+    """The head's gripper command with its width (m) replaced."""
+    return GripperCommand(width_m, action.gripper.speed_mps, action.gripper.force_n)
