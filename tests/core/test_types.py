@@ -51,6 +51,14 @@ def test_gripper_command_clips_to_device_range():
     assert clipped.speed_mps == 0.15
 
 
+def test_gripper_command_clipping_keeps_nan_for_the_supervisor_to_reject():
+    clipped = GripperCommand(np.nan, 0.01, np.nan).clipped()
+    assert np.isnan(clipped.width_m) and np.isnan(clipped.force_n)
+    assert clipped.speed_mps == 0.02
+    low = GripperCommand(-0.1, 0.1, 0.0).clipped()
+    assert low.width_m == 0.0 and low.force_n == GRIPPER_FORCE_RANGE[0]
+
+
 def test_observation_round_trips_through_arrays():
     obs = make_observation()
     again = Observation.from_arrays(obs.to_arrays())

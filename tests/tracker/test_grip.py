@@ -26,6 +26,8 @@ from dualctl.tracker.grip import (
     SET_DOWN_S,
     GripReflex,
     SlipProbe,
+    _median,
+    felt_forces,
 )
 from dualctl.tracker.jepa import JepaTracker
 from dualctl.types import (
@@ -479,3 +481,16 @@ def test_an_open_hand_raised_well_above_a_bump_descends_at_the_heads_speed():
 def test_an_open_hand_keeps_descending_without_both_touch_and_a_pushed_wrist(touch, fz):
     reflex, head = GripReflex(period_s=0.05), descending_open_hand()
     assert reflex(head, tactile(*touch), 0.0, proprio(0.07, -0.1), wrist(fz)) is head
+
+
+def test_felt_forces_and_the_probe_median_match_numpy_exactly():
+    """The per-tick path writes the two means and the median out in Python for speed; the
+    reflex's decisions must not move by a bit."""
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        tactile = rng.normal(scale=20.0, size=TACTILE_SHAPE).astype(np.float32)
+        normal, shear = felt_forces(tactile)
+        assert normal == float(tactile[..., 0].sum(axis=(1, 2)).mean())
+        assert shear == float(np.abs(tactile[..., 1].sum(axis=(1, 2))).mean())
+        values = [float(v) for v in rng.normal(size=rng.integers(1, 14))]
+        assert _median(values) == float(np.median(values))
