@@ -42,8 +42,16 @@ PROBE_SPEED = 0.02
 #: fingers slid off the heaviest Fragile blocks meanwhile. ``GripReflex(heavy_probe_speed=)``
 #: can lift slower from there (``tracker.heavy_probe_speed``).
 HEAVY_GRIP_N = 2.0 * GRIPPER_FORCE_RANGE[0]
-#: Vertical acceleration limit (m/s^2) when the lift resumes after probing.
+#: Vertical acceleration limit (m/s^2) when the lift resumes after probing (the touch
+#: teacher's; the reflex limits a carried object's motion by CARRY_ACCEL on every axis).
 RESUME_ACCEL = 0.8
+#: While an object is carried, the arm's linear velocity changes by at most CARRY_ACCEL
+#: (m/s^2, the scripted expert's own limit): the probe finds the force for a steady lift with
+#: a 10 % margin, and a head's command can jump by 0.25 m/s from one tick to the next (a new
+#: plan, a stale one), an acceleration that slides a heavy block down the pads (closed loop,
+#: Fragile seed 3 with 1 s of plan delay: 2 cm of slide as the head swung from 0.15 m/s up
+#: to 0.1 m/s down).
+CARRY_ACCEL = 0.8
 #: Shear (N per finger) below which the object is not loaded yet (the table still carries it).
 LOADED_SHEAR = 0.3
 #: A carried object counts as set down once the head has asked to move down at more than
@@ -324,7 +332,7 @@ class GripReflex:
         self._forget_grasp()
         self._step_time = -np.inf
         self._felt: collections.deque = collections.deque()
-        self._vz = 0.0
+        self._linear = np.zeros(3, np.float32)  # the last commanded linear velocity (m/s)
         self._time: float | None = None
         self.missed_at_z: float | None = None
         self.blocked_at_z: float | None = None
@@ -396,7 +404,10 @@ class GripReflex:
             velocity[:] = 0.0
             velocity[2] = -LOWER_SPEED
         elif self.probe.carried:
-            velocity[2] = min(velocity[2], self._vz + RESUME_ACCEL * dt)
+            step = CARRY_ACCEL * dt
+            linear = velocity[:3]
+            np.minimum(linear, self._linear + step, out=linear)
+            np.maximum(linear, self._linear - step, out=linear)
         elif self.landed_at is None:
             velocity[2] = min(velocity[2], 0.0)
         else:
@@ -524,7 +535,7 @@ class GripReflex:
         if not self._closing(action.gripper.width_m, proprio, dt):
             self.probe, self.landed_at = None, None
             self._forget_grasp()
-            self._vz = float(action.ee_velocity[2])
+            self._linear = action.ee_velocity[:3].copy()
             bump = self._bump_velocity(action.ee_velocity, tactile, wrench, proprio)
             if bump is not None:
                 return Action(bump, action.gripper, action.timestamp)
@@ -549,6 +560,6 @@ class GripReflex:
         if not landed and self.landed_at is not None and proprio is not None:
             self.grasp_z = float(proprio[PROPRIO_Z])
         velocity = self._velocity(action.ee_velocity, time_s, dt)
-        self._vz = float(velocity[2])
+        self._linear = velocity[:3].copy()
         gripper = GripperCommand(0.0, action.gripper.speed_mps, self.probe.force)
         return Action(velocity, gripper, action.timestamp)

@@ -14,6 +14,7 @@ from dualctl.tracker.grip import (
     BUMP_BACKOFF_SPEED,
     BUMP_CLEAR_M,
     BUMP_DESCENT_SPEED,
+    CARRY_ACCEL,
     HEAVY_GRIP_N,
     HOVER_S,
     LIFTED_M,
@@ -339,7 +340,8 @@ def hovering_head(vx: float = 0.0) -> Action:
 def lifted_reflex(picked_at_z: float = 0.03) -> GripReflex:
     reflex = carrying_reflex(picked_at_z)
     lifted_to = picked_at_z + LIFTED_M + 0.01
-    reflex(head_action(0.01, vz=0.05), tactile(20, 1), 0.995, proprio(lifted_to, 0.05))
+    reflex(head_action(0.01, vz=0.05), tactile(20, 1), 0.5, proprio(lifted_to, 0.05))
+    reflex(hovering_head(), tactile(20, 1), 0.995, proprio(lifted_to, 0.0))  # the lift is over
     return reflex
 
 
@@ -376,6 +378,23 @@ def test_reflex_leaves_the_arm_to_a_head_still_moving_or_above_the_band(height_a
         action = reflex(head, tactile(20, 1), 1.0 + step * 0.005, proprio(z, vz))
     assert not reflex.lowering and reflex.state == "carrying"
     assert action.ee_velocity[2] == pytest.approx(head.ee_velocity[2])
+
+
+def test_a_carried_object_is_moved_with_limited_acceleration_an_open_hand_is_not():
+    reflex = carrying_reflex(picked_at_z=0.03)
+    up, down = head_action(0.01, vz=0.15), head_action(0.01, vz=-0.1)
+    vz = [float(reflex(up, tactile(20, 1), 0.5, proprio(0.1, 0.15)).ee_velocity[2])]
+    assert vz[0] == pytest.approx(0.15)  # after a long gap, the head's command as asked
+    for k in range(1, 80):  # the head swings down; the arm moves as commanded
+        action = reflex(down, tactile(20, 1), 0.5 + k * 0.005, proprio(0.1, vz[-1]))
+        vz.append(float(action.ee_velocity[2]))
+    assert reflex.state == "carrying"
+    assert np.diff(vz).min() >= -CARRY_ACCEL * 0.005 - 1e-6  # 0.8 m/s^2, not the head's jump
+    assert vz[-1] == pytest.approx(-0.1)  # and the head's command once reached
+    opened = GripReflex(period_s=0.05)
+    opened(head_action(GRIPPER_STROKE_M, vz=0.15), tactile(0, 0), 0.0)
+    swung = opened(head_action(GRIPPER_STROKE_M, vz=-0.1), tactile(0, 0), 0.005)
+    assert swung.ee_velocity[2] == pytest.approx(-0.1)
 
 
 def test_reflex_never_sets_down_an_object_it_has_not_lifted():
