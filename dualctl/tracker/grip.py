@@ -22,6 +22,7 @@ import numpy as np
 
 from dualctl.types import (
     GRIPPER_FORCE_RANGE,
+    GRIPPER_SPEED_RANGE,
     GRIPPER_STROKE_M,
     PROPRIO_FIELDS,
     Action,
@@ -92,6 +93,17 @@ BUMP_TOUCH_N, BUMP_WRIST_N, BUMP_BACKOFF_SPEED = 1.0, 30.0, 0.2
 #: or as far above it: a head steering across lands again, and every landing at its approach
 #: speed adds a spike of force a fragile object may not take.
 BUMP_DESCENT_SPEED, BUMP_CLEAR_M = 0.02, 0.01
+#: A probe whose fingers have risen REGRIP_RISE_M (m) above where they landed without the
+#: object being carried has slid up it: the reflex regrips once, opening REGRIP_OPEN_M (m)
+#: wider than the fingers stand, going back down to the landing height at REGRIP_SPEED
+#: (m/s) and closing there at the force the probe has reached. A grasp that has started
+#: sliding does not take hold again in the sim however hard it squeezes (closed loop, Fragile
+#: seed 12 with 1 s of delay: at 1.3x the holding force the pads' friction stayed at 0.4 of
+#: the cone while they slid, and a raise to 1.6x or a pause did not help), while the same
+#: force closed from rest lifts the object.
+REGRIP_RISE_M, REGRIP_OPEN_M, REGRIP_SPEED = 0.02, 0.015, 0.05
+#: The way back down ends after REGRIP_LOWER_S (s) wherever it is (something under the hand).
+REGRIP_LOWER_S = 1.0
 #: The reflex's probe calls an object carried only after this long (s) of per-tick touch
 #: under the friction cone since its last raise (:class:`SlipProbe`, stick-slip): a sliding
 #: heavy block's stick-slip cycle here is about 0.1 s.
@@ -175,6 +187,12 @@ class SlipProbe:
         # first of them since that raise was felt
         self._felt_ratios: collections.deque = collections.deque()
         self._felt_since: float | None = None
+
+    def regrip(self) -> None:
+        """Forget the touch felt so far, keeping the force and the friction estimate: the
+        fingers are about to close afresh."""
+        self._previous, self._felt_since = None, None
+        self._felt_ratios.clear()
 
     def feel(self, time_s: float, normal: float, shear: float) -> None:
         """Record one tick's felt normal and shear (N) at ``time_s`` (s), for the stick-slip
@@ -345,6 +363,9 @@ class GripReflex:
         self._lifted = False
         self.lowering = False
         self._hover_s = 0.0
+        self.regripping: str | None = None  # "opening" or "lowering"
+        self._regripped = False
+        self._regrip_width, self._lowering_s = 0.0, 0.0
 
     @property
     def state(self) -> str:
@@ -373,6 +394,8 @@ class GripReflex:
                 self.missed_at_z = None
         if self.probe is None:
             return width_m < self.CLOSE_BELOW * GRIPPER_STROKE_M
+        if self.regripping is not None or self._reclosing(proprio):
+            return True  # the head sees the hand open and would follow: the regrip goes on
         if width_m <= self.OPEN_ABOVE * GRIPPER_STROKE_M:
             self._opening_s = 0.0
             return True
@@ -410,6 +433,8 @@ class GripReflex:
             np.maximum(linear, self._linear - step, out=linear)
         elif self.landed_at is None:
             velocity[2] = min(velocity[2], 0.0)
+            if self._regripped:  # closing afresh where it landed: hold the arm
+                velocity[:] = 0.0
         else:
             velocity[:] = 0.0
             if time_s - self.landed_at >= self.SETTLE_S:
@@ -499,6 +524,41 @@ class GripReflex:
         velocity[2] = max(velocity[2], -BUMP_DESCENT_SPEED)
         return velocity
 
+    def _slid_up(self, proprio: np.ndarray | None) -> bool:
+        """Whether the probing fingers have risen REGRIP_RISE_M above where they landed with
+        the object not carried (once per grasp)."""
+        if self._regripped or proprio is None or self.grasp_z is None:
+            return False
+        probing = self.landed_at is not None and not self.probe.carried
+        return probing and proprio[PROPRIO_Z] >= self.grasp_z + REGRIP_RISE_M
+
+    def _reclosing(self, proprio: np.ndarray | None) -> bool:
+        """Whether the fingers are closing again after a regrip and have not shut on nothing
+        (then the head has the hand again)."""
+        if not self._regripped or self.landed_at is not None or proprio is None:
+            return False
+        return bool(proprio[PROPRIO_WIDTH] > MISSED_WIDTH_M)
+
+    def _regrip(self, action: Action, proprio: np.ndarray, dt: float) -> Action:
+        """Open a little, go back down to the landing height, then close as at first (the
+        probe keeps its force)."""
+        velocity = np.zeros(4, np.float32)
+        if self.regripping == "opening" and proprio[PROPRIO_WIDTH] >= self._regrip_width - 0.002:
+            self.regripping, self._lowering_s = "lowering", 0.0
+        if self.regripping == "lowering":
+            self._lowering_s += dt
+            back = proprio[PROPRIO_Z] <= self.grasp_z + 0.001
+            if back or self._lowering_s >= REGRIP_LOWER_S:
+                self.regripping, self.landed_at = None, None  # the next ticks close and land
+                self.probe.regrip()
+                self._linear = velocity[:3].copy()
+                return Action(velocity, GripperCommand(0.0, action.gripper.speed_mps,
+                                                       self.probe.force), action.timestamp)  # fmt: skip
+            velocity[2] = -REGRIP_SPEED
+        self._linear = velocity[:3].copy()
+        gripper = GripperCommand(self._regrip_width, GRIPPER_SPEED_RANGE[1], self.probe.force)
+        return Action(velocity, gripper, action.timestamp)
+
     def _retreat(self, action: Action, proprio: np.ndarray | None) -> Action | None:
         """Open and lift clear after a set-down or a missed grasp; None once clear (the head
         acts again)."""
@@ -559,6 +619,12 @@ class GripReflex:
             return self._retreat(action, proprio)
         if not landed and self.landed_at is not None and proprio is not None:
             self.grasp_z = float(proprio[PROPRIO_Z])
+        if self._slid_up(proprio):
+            self.regripping, self._regripped = "opening", True
+            self._regrip_width = min(float(proprio[PROPRIO_WIDTH]) + REGRIP_OPEN_M,
+                                     GRIPPER_STROKE_M)  # fmt: skip
+        if self.regripping is not None:
+            return self._regrip(action, proprio, dt)
         velocity = self._velocity(action.ee_velocity, time_s, dt)
         self._linear = velocity[:3].copy()
         gripper = GripperCommand(0.0, action.gripper.speed_mps, self.probe.force)

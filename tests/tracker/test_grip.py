@@ -21,6 +21,9 @@ from dualctl.tracker.grip import (
     LOWER_SPEED,
     PICK_HEIGHT_TOLERANCE_M,
     PROBE_SPEED,
+    REGRIP_OPEN_M,
+    REGRIP_RISE_M,
+    REGRIP_SPEED,
     RETREAT_M,
     RETREAT_SPEED,
     SET_DOWN_BAND_M,
@@ -513,3 +516,50 @@ def test_felt_forces_and_the_probe_median_match_numpy_exactly():
         assert shear == float(np.abs(tactile[..., 1].sum(axis=(1, 2))).mean())
         values = [float(v) for v in rng.normal(size=rng.integers(1, 14))]
         assert _median(values) == float(np.median(values))
+
+
+def _hand(z: float, width: float = 0.045) -> np.ndarray:
+    state = proprio(z, 0.0)
+    state[PROPRIO_FIELDS.index("width")] = width
+    return state
+
+
+def test_fingers_sliding_up_an_object_regrip_it_once_at_the_probe_force_where_they_landed():
+    reflex, t, landed_z = GripReflex(period_s=0.05), 0.0, 0.03
+    reflex(head_action(0.0), tactile(20, 0), t, _hand(landed_z))  # pressed at once: landed here
+    for _ in range(100):  # 0.5 s on the cone, the hand rising: the probe raises the force
+        t += 0.005
+        reflex(head_action(0.0), tactile(reflex.probe.force, 0.25 * reflex.probe.force), t,
+               _hand(landed_z + 0.01))  # fmt: skip
+    force = reflex.probe.force
+    assert reflex.state == "probing" and force > 20.0 and reflex.regripping is None
+    t += 0.005  # the fingers have slid REGRIP_RISE_M up an object that stays put
+    action = reflex(head_action(0.0), tactile(force, 0.25 * force), t,
+                    _hand(landed_z + REGRIP_RISE_M))  # fmt: skip
+    force = reflex.probe.force  # kept through the regrip (it may just have been raised)
+    assert reflex.regripping == "opening" and action.gripper.width_m > 0.045
+    assert action.gripper.force_n == force and not action.ee_velocity.any()
+    t += 0.005
+    opened = _hand(landed_z + REGRIP_RISE_M, width=0.045 + REGRIP_OPEN_M)
+    action = reflex(head_action(GRIPPER_STROKE_M), tactile(0, 0), t, opened)  # the head opens
+    assert reflex.regripping == "lowering" and action.ee_velocity[2] == -REGRIP_SPEED
+    t += 0.005
+    back = _hand(landed_z + 0.0005, width=0.045 + REGRIP_OPEN_M)
+    action = reflex(head_action(GRIPPER_STROKE_M), tactile(0, 0), t, back)
+    assert reflex.state == "closing" and action.gripper.width_m == 0.0
+    assert action.gripper.force_n == force  # closed from rest at the force already found
+    for _ in range(4):  # the fingers press again (landing reads the last 15 ms of touch)
+        t += 0.005
+        reflex(head_action(0.0), tactile(force, 0), t, _hand(landed_z + 0.0005))
+    assert reflex.state == "probing" and reflex.grasp_z == pytest.approx(landed_z + 0.0005)
+    for _ in range(5):  # sliding up again: no second regrip
+        t += 0.005
+        reflex(head_action(0.0), tactile(force, 0.25 * force), t, _hand(landed_z + 0.05))
+    assert reflex.regripping is None and reflex.state == "probing"
+
+
+def test_a_carried_object_rising_with_the_hand_is_not_regripped():
+    reflex = carrying_reflex(picked_at_z=0.03)
+    action = reflex(head_action(0.0, vz=0.05), tactile(20, 5), 0.5, _hand(0.03 + 0.05))
+    assert reflex.regripping is None and reflex.state == "carrying"
+    assert action.gripper.width_m == 0.0
