@@ -312,6 +312,10 @@ class GripReflex:
     while the wrist is pushed back, :data:`BLOCKED_WRIST_N`); it opens and lifts clear the same
     way, and closes again only lower than where it was blocked (or once the head has opened).
 
+    Fingers that slide up an object that stays put (:data:`REGRIP_RISE_M` above where they
+    landed, not carried) regrip once: open a little, go back down, close from rest at the
+    probe's force (``regripping`` says which step), the head's "open" ignored meanwhile.
+
     The open/closed decision has hysteresis, since the head's width output is a regression
     that wanders between the two. Landing is checked every tick on the touch averaged over the
     last ``AVERAGE_S``; each probe step sees the median touch over the probe period: a
