@@ -543,9 +543,9 @@ class GripReflex:
             return False
         return bool(proprio[PROPRIO_WIDTH] > MISSED_WIDTH_M)
 
-    def _regrip(self, action: Action, proprio: np.ndarray, dt: float) -> Action:
-        """Open a little, go back down to the landing height, then close as at first (the
-        probe keeps its force)."""
+    def _regrip(self, action: Action, proprio: np.ndarray, dt: float) -> Action | None:
+        """Open a little, go back down to the landing height; None once there (the reflex
+        then closes as at first, the probe keeping its force)."""
         velocity = np.zeros(4, np.float32)
         if self.regripping == "opening" and proprio[PROPRIO_WIDTH] >= self._regrip_width - 0.002:
             self.regripping, self._lowering_s = "lowering", 0.0
@@ -555,9 +555,7 @@ class GripReflex:
             if back or self._lowering_s >= REGRIP_LOWER_S:
                 self.regripping, self.landed_at = None, None  # the next ticks close and land
                 self.probe.regrip()
-                self._linear = velocity[:3].copy()
-                return Action(velocity, GripperCommand(0.0, action.gripper.speed_mps,
-                                                       self.probe.force), action.timestamp)  # fmt: skip
+                return None
             velocity[2] = -REGRIP_SPEED
         self._linear = velocity[:3].copy()
         gripper = GripperCommand(self._regrip_width, GRIPPER_SPEED_RANGE[1], self.probe.force)
@@ -628,7 +626,9 @@ class GripReflex:
             self._regrip_width = min(float(proprio[PROPRIO_WIDTH]) + REGRIP_OPEN_M,
                                      GRIPPER_STROKE_M)  # fmt: skip
         if self.regripping is not None:
-            return self._regrip(action, proprio, dt)
+            regrip = self._regrip(action, proprio, dt)
+            if regrip is not None:
+                return regrip
         velocity = self._velocity(action.ee_velocity, time_s, dt)
         self._linear = velocity[:3].copy()
         gripper = GripperCommand(0.0, action.gripper.speed_mps, self.probe.force)
