@@ -17,6 +17,7 @@ with.
 from __future__ import annotations
 
 import collections
+import math
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from dualctl.types import (
     GripperCommand,
 )
 
+PROPRIO_X, PROPRIO_Y = PROPRIO_FIELDS.index("ee_x"), PROPRIO_FIELDS.index("ee_y")
 PROPRIO_Z, PROPRIO_VZ = PROPRIO_FIELDS.index("ee_z"), PROPRIO_FIELDS.index("ee_vz")
 PROPRIO_WIDTH = PROPRIO_FIELDS.index("width")
 #: Force raise per step while slipping: at most this far above the hold force, so it stays
@@ -59,6 +61,14 @@ LOADED_SHEAR = 0.3
 #: SET_DOWN_SPEED (m/s) for SET_DOWN_S (s) more than not, each time while the arm moved down
 #: slower than a fifth of the asked speed.
 SET_DOWN_SPEED, SET_DOWN_S = 0.005, 0.3
+#: Or once the wrist has been pushed up by more than SUPPORTED_WRIST_N (N, fz below minus it;
+#: a held mass reads +m g) for as long, the object carried at least CARRIED_ACROSS_M (m)
+#: across from where it was picked: the hand is pressing it onto a support. A head that
+#: carries the object low (a 0.3-3 cm lift, oracle Place seeds 4010-4043) sets it on the pad
+#: with the hand still coming down; the pads slide down the object, which keeps the arm's
+#: descent from reading as blocked, while the wrist reads -20 to -60 N. Where it was picked,
+#: the same push is a head still reaching down to grasp lower (oracle Lift seed 4038).
+SUPPORTED_WRIST_N, CARRIED_ACROSS_M = 10.0, 0.05
 #: Or once it is back within PICK_HEIGHT_TOLERANCE_M (m) of the height it was picked at, after
 #: a lift of at least LIFTED_M (m): the support it stood on is there (the head, still
 #: tracking, can bob on it for seconds without pushing steadily).
@@ -295,7 +305,8 @@ class GripReflex:
 
     Letting go is the other event touch and motion tell at once: when the head lowers a carried
     object and the arm stops although the head still asks to go down (:data:`SET_DOWN_S`),
-    something carries the object; so it does when the head brings the object back to the
+    or the wrist is pushed up (:data:`SUPPORTED_WRIST_N`), something carries the object; so
+    it does when the head brings the object back to the
     height it was picked from (the support it stood on). When the head stops short of that
     height (within :data:`SET_DOWN_BAND_M`, hovering) the reflex owns the arm and lowers it
     straight down until the support stops it. The reflex then opens the hand and lifts it clear
@@ -364,7 +375,8 @@ class GripReflex:
 
     def _forget_grasp(self) -> None:
         self.grasp_z: float | None = None
-        self._lifted = False
+        self._grasp_xy: tuple[float, float] | None = None
+        self._lifted = self._carried_across = False
         self.lowering = False
         self._hover_s = 0.0
         self.regripping: str | None = None  # "opening" or "lowering"
@@ -446,21 +458,30 @@ class GripReflex:
                 velocity[2] = self.heavy_probe_speed if heavy else PROBE_SPEED
         return velocity
 
-    def _set_down(self, head: np.ndarray, proprio: np.ndarray | None, dt: float) -> bool:
+    def _set_down(
+        self, head: np.ndarray, proprio: np.ndarray | None, wrench: np.ndarray | None, dt: float
+    ) -> bool:
         """Whether the carried object has been set down for SET_DOWN_S: held down on a
-        support, or brought back to the height it was picked from. Time in either counts up,
-        time in neither counts down (the head's command flickers)."""
+        support (the arm blocked, or the wrist pushed up), or brought back to the height it
+        was picked from. Time in any counts up, time in none counts down (the head's command
+        flickers)."""
         if proprio is None:
             return False
         z = float(proprio[PROPRIO_Z])
         if self.grasp_z is not None and z >= self.grasp_z + LIFTED_M:
             self._lifted = True
+        if self._grasp_xy is not None and not self._carried_across:
+            x, y = self._grasp_xy
+            across = math.hypot(proprio[PROPRIO_X] - x, proprio[PROPRIO_Y] - y)
+            self._carried_across = across >= CARRIED_ACROSS_M
         self.lowering = self.lowering or self._hovering_near_support(head, z, dt)
         if self.lowering:  # the reflex's own descent is what pushes
             head = np.array([0.0, 0.0, -LOWER_SPEED, 0.0])
-        pushing = head[2] < -SET_DOWN_SPEED and proprio[PROPRIO_VZ] > 0.2 * head[2]
+        blocked = head[2] < -SET_DOWN_SPEED and proprio[PROPRIO_VZ] > 0.2 * head[2]
+        pressed = self._carried_across and wrench is not None and wrench[2] < -SUPPORTED_WRIST_N
         back_down = self._lifted and z <= self.grasp_z + PICK_HEIGHT_TOLERANCE_M
-        self._pushing_s = max(0.0, self._pushing_s + (dt if pushing or back_down else -dt))
+        supported = blocked or pressed or back_down
+        self._pushing_s = max(0.0, self._pushing_s + (dt if supported else -dt))
         return self._pushing_s >= SET_DOWN_S
 
     def _hovering_near_support(self, head: np.ndarray, z: float, dt: float) -> bool:
@@ -589,7 +610,7 @@ class GripReflex:
             retreat = self._retreat(action, proprio)
             if retreat is not None:
                 return retreat
-        if self.state == "carrying" and self._set_down(action.ee_velocity, proprio, dt):
+        if self.state == "carrying" and self._set_down(action.ee_velocity, proprio, wrench, dt):
             self.released_at_z = float(proprio[PROPRIO_Z])
             self.probe, self.landed_at, self._pushing_s = None, None, 0.0
             self._forget_grasp()
@@ -621,6 +642,7 @@ class GripReflex:
             return self._retreat(action, proprio)
         if not landed and self.landed_at is not None and proprio is not None:
             self.grasp_z = float(proprio[PROPRIO_Z])
+            self._grasp_xy = (float(proprio[PROPRIO_X]), float(proprio[PROPRIO_Y]))
         if self._slid_up(proprio):
             self.regripping, self._regripped = "opening", True
             self._regrip_width = min(float(proprio[PROPRIO_WIDTH]) + REGRIP_OPEN_M,

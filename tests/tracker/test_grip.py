@@ -14,6 +14,7 @@ from dualctl.tracker.grip import (
     BUMP_BACKOFF_SPEED,
     BUMP_CLEAR_M,
     BUMP_DESCENT_SPEED,
+    CARRIED_ACROSS_M,
     CARRY_ACCEL,
     HEAVY_GRIP_N,
     HOVER_S,
@@ -28,6 +29,7 @@ from dualctl.tracker.grip import (
     RETREAT_SPEED,
     SET_DOWN_BAND_M,
     SET_DOWN_S,
+    SUPPORTED_WRIST_N,
     GripReflex,
     SlipProbe,
     _median,
@@ -319,6 +321,39 @@ def test_reflex_lets_go_where_the_object_was_picked_from_only_after_a_lift():
         action = reflex(still(), tactile(20, 1), t, proprio(0.034, 0.0))
     assert reflex.state == "releasing" and t - 1.0 == pytest.approx(SET_DOWN_S, abs=0.01)
     assert action.gripper.width_m == GRIPPER_STROKE_M
+
+
+def placed_at(x: float, z: float, vz: float) -> np.ndarray:
+    state = proprio(z, vz)
+    state[PROPRIO_FIELDS.index("ee_x")] = x
+    return state
+
+
+@pytest.mark.parametrize(
+    "across, fz, lets_go",
+    [
+        (CARRIED_ACROSS_M, -2 * SUPPORTED_WRIST_N, True),
+        (CARRIED_ACROSS_M, 3.5, False),  # the weight it holds (+m g)
+        (CARRIED_ACROSS_M, -0.5 * SUPPORTED_WRIST_N, False),  # a jolt, not a push
+        (0.5 * CARRIED_ACROSS_M, -2 * SUPPORTED_WRIST_N, False),  # where it was picked
+    ],
+)
+def test_reflex_lets_go_of_an_object_carried_across_once_the_wrist_is_pushed_up(
+    across, fz, lets_go
+):
+    # Oracle Place 4043: carried 3 cm high onto the pad, the hand still coming down slid its
+    # pads down the block (the arm never read as blocked) with the wrist at -20 to -40 N;
+    # Lift 4038: the head reaching lower over the block it had just picked pushed as hard.
+    reflex, t = carrying_reflex(picked_at_z=0.04), 0.0
+    reflex(hovering_head(), tactile(30, 2), t, placed_at(across, 0.045, 0.0), wrist(3.5))
+    while reflex.state == "carrying" and t < 1.0:
+        t += 0.005
+        reflex(head_action(0.01, vz=-0.004), tactile(30, 2), t, placed_at(across, 0.031, -0.004),
+               wrist(fz))  # fmt: skip
+    if lets_go:
+        assert reflex.state == "releasing" and t == pytest.approx(SET_DOWN_S, abs=0.01)
+    else:
+        assert reflex.state == "carrying"
 
 
 def test_a_carrying_hand_opens_only_once_the_head_has_asked_for_it_a_while():
