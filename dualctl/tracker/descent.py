@@ -4,7 +4,8 @@ In closed loop the head often brings the open hand over the block, centred to a 
 stops there 1-4 cm above it, open, until the episode times out (the plan shows the grasp,
 the head does not act on it): Fragile seeds 10 and 20, Slippery 3 and 7 of the runtime bench
 (seeds 0-39, no delay). When the open hand has stood still, centred over the object the
-grasp-pose reader sees, for :data:`STILL_S`, this takes the arm and lowers it at
+grasp-pose reader sees, for :data:`STILL_S` (or has hovered there for :data:`HOVER_S`
+without coming closer, whatever the head asks), this takes the arm and lowers it at
 :data:`DESCENT_SPEED` until something stops it (the pads feel a touch; the wrist feels a
 push, as from the palm on the object's top; or the arm stops going down: on every traced
 seed the workspace's floor, the open fingers straddling the block), then asks the grip
@@ -42,6 +43,11 @@ DESCENT_SPEED = 0.05
 #: has gone down slower than a fifth of DESCENT_SPEED for BLOCKED_S (s): something holds it
 #: (the workspace's floor, for one).
 STOP_WRIST_N, SETTLE_S, BLOCKED_S = 8.0, 0.1, 0.1
+#: Or: the open hand has stayed centred over the object, below HOVER_Z_M (m), for HOVER_S (s)
+#: without coming HOVER_DROP_M (m) closer, whatever the head asks. Closed loop, Fragile seed 32
+#: and Slippery 32: the head bobbed the open hand 8-12 cm over a centred block at +-5 cm/s for
+#: the whole episode, never still long enough for STILL_S and mostly above NEAR_Z_M.
+HOVER_Z_M, HOVER_S, HOVER_DROP_M = 0.15, 1.0, 0.01
 #: An open hand is wider than OPEN_FRACTION of the stroke (a shut one: grip.MISSED_WIDTH_M).
 OPEN_FRACTION = 0.6
 #: A hand moved across faster than LEAVE_SPEED (m/s) by the head ends a descent: the head has
@@ -68,6 +74,7 @@ class GuardedDescent:
         self._descending_s = 0.0
         self._blocked_s = 0.0
         self._z: float | None = None
+        self._hover_s, self._hover_z = 0.0, None
         self._carried = False
         self._time: float | None = None
 
@@ -108,16 +115,20 @@ class GuardedDescent:
             and proprio[_WIDTH] < MISSED_WIDTH_M
             and float(np.abs(observation.tactile).max()) <= TOUCH
         )
-        ready = (
+        centred = (
             self.attempts < ATTEMPTS
             and object_xy is not None
+            and float(np.hypot(*(object_xy - proprio[_XY]))) < CENTRED_M
+        )
+        ready = (
+            centred
             and (opened or shut_on_nothing)
             and proprio[_Z] < NEAR_Z_M
-            and float(np.hypot(*(object_xy - proprio[_XY]))) < CENTRED_M
             and float(np.linalg.norm(action.ee_velocity[:3])) < STILL_SPEED
         )
         self._still_s = self._still_s + dt if ready else 0.0
-        if self._still_s < STILL_S:
+        hovering = self._hovering(centred and opened and proprio[_Z] < HOVER_Z_M, proprio[_Z], dt)
+        if self._still_s < STILL_S and not hovering:
             return action
         self.attempts += 1
         if shut_on_nothing:
@@ -125,7 +136,20 @@ class GuardedDescent:
             return self._open(action, observation)
         return self._start_descent(action, observation)
 
+    def _hovering(self, centred_open: bool, z: float, dt: float) -> bool:
+        """Whether the open hand has been centred over the object for HOVER_S without coming
+        HOVER_DROP_M closer to it (a hand still coming down is watched afresh from there)."""
+        if not centred_open:
+            self._hover_s, self._hover_z = 0.0, None
+            return False
+        if self._hover_z is None or z < self._hover_z - HOVER_DROP_M:
+            self._hover_s, self._hover_z = 0.0, float(z)
+            return False
+        self._hover_s += dt
+        return self._hover_s >= HOVER_S
+
     def _start_descent(self, action, observation) -> Action:
+        self._hover_s, self._hover_z = 0.0, None
         self.phase, self._descending_s, self._blocked_s = "descending", 0.0, 0.0
         return self._descend(action, observation, 0.0)
 

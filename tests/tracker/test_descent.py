@@ -77,6 +77,39 @@ def test_the_head_keeps_the_arm_unless_it_is_still_open_centred_and_near(case):
     np.testing.assert_allclose(action.ee_velocity[:3], velocity, atol=1e-7)
 
 
+def bob(descent, seconds, amplitude_m, start=0.0, z=0.12) -> tuple[Action, float]:
+    """``seconds`` of an open hand centred over the object while the head bobs it up and down
+    by ``amplitude_m`` at 5 cm/s (never still); the last action and time."""
+    t, action = start, None
+    for _ in range(round(seconds / TICK)):
+        phase = (t % (4 * amplitude_m / 0.05)) / (4 * amplitude_m / 0.05)
+        height = z + amplitude_m * (1 - abs(4 * phase - 2))
+        vz = 0.05 if phase < 0.5 else -0.05
+        action = descent(head((0.0, 0.0, vz)), observe(t, z=height), OBJECT, "open")
+        t += TICK
+    return action, t
+
+
+def test_an_open_hand_bobbing_over_the_object_goes_down_after_a_while():
+    # Closed loop, Fragile 32: the head bobbed the open hand 8-12 cm over the block.
+    descent = GuardedDescent()
+    bob(descent, d.HOVER_S - 0.05, amplitude_m=0.02)
+    assert descent.phase == "watching"
+    action, _ = bob(descent, 0.1, amplitude_m=0.02, start=d.HOVER_S - 0.05)
+    assert descent.phase == "descending"
+    assert action.ee_velocity[2] == pytest.approx(-d.DESCENT_SPEED)
+
+
+def test_a_hand_coming_down_over_the_object_or_too_high_is_left_to_the_head():
+    descent, t = GuardedDescent(), 0.0
+    for _ in range(round(2 * d.HOVER_S / TICK)):  # coming down at 2 cm/s, centred
+        descent(head((0.0, 0.0, -0.02)), observe(t, z=0.14 - 0.02 * t), OBJECT, "open")
+        t += TICK
+    assert descent.phase == "watching"
+    bob(descent, 2 * d.HOVER_S, amplitude_m=0.02, z=d.HOVER_Z_M)  # bobbing, but high up
+    assert descent.phase == "watching"
+
+
 def test_once_the_head_has_carried_the_object_by_itself_the_descent_is_over():
     descent = GuardedDescent()
     descent(head(), observe(0.0), OBJECT, "carrying")
