@@ -437,7 +437,9 @@ class GripReflex:
             self.probe.step(normal, shear)
         self._step_time = time_s
 
-    def _velocity(self, head: np.ndarray, time_s: float, dt: float) -> np.ndarray:
+    def _velocity(
+        self, head: np.ndarray, time_s: float, dt: float, proprio: np.ndarray | None
+    ) -> np.ndarray:
         velocity = head.copy()
         if self.lowering:
             velocity[:] = 0.0
@@ -449,7 +451,7 @@ class GripReflex:
             np.maximum(linear, self._linear - step, out=linear)
         elif self.landed_at is None:
             velocity[2] = min(velocity[2], 0.0)
-            if self._regripped:  # closing afresh where it landed: hold the arm
+            if self._reclosing(proprio):  # closing afresh where it landed: hold the arm
                 velocity[:] = 0.0
         else:
             velocity[:] = 0.0
@@ -551,11 +553,13 @@ class GripReflex:
 
     def _slid_up(self, proprio: np.ndarray | None) -> bool:
         """Whether the probing fingers have risen REGRIP_RISE_M above where they landed with
-        the object not carried (once per grasp)."""
+        the object not carried (once per grasp), something still between them (fingers shut
+        on nothing landed with their tips on the object's top: there is nothing to regrip)."""
         if self._regripped or proprio is None or self.grasp_z is None:
             return False
         probing = self.landed_at is not None and not self.probe.carried
-        return probing and proprio[PROPRIO_Z] >= self.grasp_z + REGRIP_RISE_M
+        holding = proprio[PROPRIO_WIDTH] > MISSED_WIDTH_M
+        return probing and holding and proprio[PROPRIO_Z] >= self.grasp_z + REGRIP_RISE_M
 
     def _reclosing(self, proprio: np.ndarray | None) -> bool:
         """Whether the fingers are closing again after a regrip and have not shut on nothing
@@ -651,7 +655,7 @@ class GripReflex:
             regrip = self._regrip(action, proprio, dt)
             if regrip is not None:
                 return regrip
-        velocity = self._velocity(action.ee_velocity, time_s, dt)
+        velocity = self._velocity(action.ee_velocity, time_s, dt, proprio)
         self._linear = velocity[:3].copy()
         gripper = GripperCommand(0.0, action.gripper.speed_mps, self.probe.force)
         return Action(velocity, gripper, action.timestamp)

@@ -593,6 +593,35 @@ def test_fingers_sliding_up_an_object_regrip_it_once_at_the_probe_force_where_th
     assert reflex.regripping is None and reflex.state == "probing"
 
 
+def test_shut_fingers_risen_off_the_objects_top_are_not_regripped():
+    # Closed loop, Slippery 33: the hand shut in the air and landed with its tips on the block.
+    reflex, t = GripReflex(period_s=0.05), 0.0
+    reflex(head_action(0.0), tactile(30, 0), t, _hand(0.078, width=0.001))
+    assert reflex.state == "probing"
+    for _ in range(10):
+        t += 0.005
+        action = reflex(head_action(0.0), tactile(0, 0), t, _hand(0.085 + REGRIP_RISE_M, 0.001))
+    assert reflex.regripping is None and action.gripper.width_m == 0.0
+
+
+def test_a_regrip_whose_fingers_shut_on_nothing_gives_the_arm_back_to_the_head():
+    reflex, t, landed_z = GripReflex(period_s=0.05), 0.0, 0.03
+    reflex(head_action(0.0), tactile(20, 0), t, _hand(landed_z))
+    t += 0.005
+    reflex(head_action(0.0), tactile(20, 5), t, _hand(landed_z + REGRIP_RISE_M))
+    assert reflex.regripping == "opening"
+    for hand in (_hand(landed_z + REGRIP_RISE_M, 0.06), _hand(landed_z, 0.06)):  # open, back down
+        t += 0.005
+        reflex(head_action(0.0), tactile(0, 0), t, hand)
+    assert reflex.state == "closing"
+    t += 0.005
+    still = reflex(head_action(0.0, vz=-0.03), tactile(0, 0), t, _hand(landed_z, 0.02))
+    assert not still.ee_velocity.any()  # re-closing from rest: the arm held
+    t += 0.005
+    shut = reflex(head_action(0.0, vz=-0.03), tactile(0, 0), t, _hand(landed_z, 0.001))
+    assert shut.ee_velocity[2] == pytest.approx(-0.03)  # shut on nothing: the head's again
+
+
 def test_a_carried_object_rising_with_the_hand_is_not_regripped():
     reflex = carrying_reflex(picked_at_z=0.03)
     action = reflex(head_action(0.0, vz=0.05), tactile(20, 5), 0.5, _hand(0.03 + 0.05))
