@@ -43,10 +43,12 @@ DESCENT_SPEED = 0.05
 #: has gone down slower than a fifth of DESCENT_SPEED for BLOCKED_S (s): something holds it
 #: (the workspace's floor, for one).
 STOP_WRIST_N, SETTLE_S, BLOCKED_S = 8.0, 0.1, 0.1
-#: Or: the open hand has stayed centred over the object, below HOVER_Z_M (m), for HOVER_S (s)
-#: without coming HOVER_DROP_M (m) closer, whatever the head asks. Closed loop, Fragile seed 32
-#: and Slippery 32: the head bobbed the open hand 8-12 cm over a centred block at +-5 cm/s for
-#: the whole episode, never still long enough for STILL_S and mostly above NEAR_Z_M.
+#: Or: the open (or shut-on-nothing) hand has stayed centred over the object, below HOVER_Z_M
+#: (m), for HOVER_S (s) without coming HOVER_DROP_M (m) closer, whatever the head asks. Closed
+#: loop, Fragile seed 32 and Slippery 32: the head bobbed the open hand 8-12 cm over a centred
+#: block at +-5 cm/s for the whole episode, never still long enough for STILL_S and mostly
+#: above NEAR_Z_M. The grip reflex keeps a hand shut on nothing from going down, so such a
+#: hand waits there while the head still asks to descend.
 HOVER_Z_M, HOVER_S, HOVER_DROP_M = 0.15, 1.0, 0.01
 #: An open hand is wider than OPEN_FRACTION of the stroke (a shut one: grip.MISSED_WIDTH_M).
 OPEN_FRACTION = 0.6
@@ -127,7 +129,8 @@ class GuardedDescent:
             and float(np.linalg.norm(action.ee_velocity[:3])) < STILL_SPEED
         )
         self._still_s = self._still_s + dt if ready else 0.0
-        hovering = self._hovering(centred and opened and proprio[_Z] < HOVER_Z_M, proprio[_Z], dt)
+        waiting = centred and (opened or shut_on_nothing) and proprio[_Z] < HOVER_Z_M
+        hovering = self._hovering(waiting, proprio[_Z], dt)
         if self._still_s < STILL_S and not hovering:
             return action
         self.attempts += 1

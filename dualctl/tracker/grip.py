@@ -453,6 +453,11 @@ class GripReflex:
             velocity[2] = min(velocity[2], 0.0)
             if self._reclosing(proprio):  # closing afresh where it landed: hold the arm
                 velocity[:] = 0.0
+            elif self._shut_on_nothing(proprio):
+                # Lower, the fingertips land on the object's top (closed loop: Slippery seed 36
+                # crushed at 62 N from a 3 cm/s touch, Slippery 33 hung there at 56 N); over
+                # the object the guarded descent opens the hand in place and goes down open.
+                velocity[2] = 0.0
         else:
             velocity[:] = 0.0
             if time_s - self.landed_at >= self.SETTLE_S:
@@ -496,12 +501,18 @@ class GripReflex:
         self._hover_s = max(0.0, self._hover_s + (dt if stopped else -dt))
         return self._hover_s >= HOVER_S
 
+    def _shut_on_nothing(self, proprio: np.ndarray | None) -> bool:
+        """Whether the fingers have shut with nothing felt between them."""
+        if proprio is None or proprio[PROPRIO_WIDTH] >= MISSED_WIDTH_M:
+            return False
+        return self._felt[-1][1] < MISSED_NORMAL_N
+
     def _missed(self, proprio: np.ndarray | None) -> bool:
         """Whether the fingers have closed on nothing (``regrasp`` only), by the touch this
         tick's probe step has just read."""
         if not self.regrasp or proprio is None or self.state != "closing":
             return False
-        return proprio[PROPRIO_WIDTH] < MISSED_WIDTH_M and self._felt[-1][1] < MISSED_NORMAL_N
+        return self._shut_on_nothing(proprio)
 
     def _blocked(self, wrench: np.ndarray | None, dt: float) -> bool:
         """Whether the closing hand has been held up by its fingertips for BLOCKED_S

@@ -619,7 +619,19 @@ def test_a_regrip_whose_fingers_shut_on_nothing_gives_the_arm_back_to_the_head()
     assert not still.ee_velocity.any()  # re-closing from rest: the arm held
     t += 0.005
     shut = reflex(head_action(0.0, vz=-0.03), tactile(0, 0), t, _hand(landed_z, 0.001))
-    assert shut.ee_velocity[2] == pytest.approx(-0.03)  # shut on nothing: the head's again
+    assert shut.ee_velocity[0] == pytest.approx(0.05)  # shut on nothing: the head's again,
+    assert shut.ee_velocity[2] == 0.0  # but not down onto the object's top
+
+
+@pytest.mark.parametrize("touch, width", [(0.0, 0.001), (20.0, 0.001), (0.0, 0.03)])
+def test_a_hand_shut_on_nothing_does_not_go_down(touch, width):
+    reflex = GripReflex(period_s=0.05)
+    reflex(head_action(0.0, vz=-0.05), tactile(0, 0), 0.0, _hand(0.1, 0.06))  # closing
+    action = reflex(head_action(0.0, vz=-0.05), tactile(touch, 0), 0.005, _hand(0.1, width))
+    if touch == 0.0 and width < 0.005:
+        assert reflex.state == "closing" and action.ee_velocity[2] == 0.0
+    else:  # something between the fingers, or still closing: down as the head asks
+        assert action.ee_velocity[2] == pytest.approx(-0.05)
 
 
 def test_a_carried_object_rising_with_the_hand_is_not_regripped():
