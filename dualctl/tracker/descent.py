@@ -139,10 +139,11 @@ class GuardedDescent:
             return self._open(action, observation)
         return self._start_descent(action, observation)
 
-    def _hovering(self, centred_open: bool, z: float, dt: float) -> bool:
-        """Whether the open hand has been centred over the object for HOVER_S without coming
-        HOVER_DROP_M closer to it (a hand still coming down is watched afresh from there)."""
-        if not centred_open:
+    def _hovering(self, waiting: bool, z: float, dt: float) -> bool:
+        """Whether the hand has been ``waiting`` (open or shut on nothing, centred over the
+        object, below HOVER_Z_M) for HOVER_S without coming HOVER_DROP_M closer to it (a hand
+        still coming down is watched afresh from there)."""
+        if not waiting:
             self._hover_s, self._hover_z = 0.0, None
             return False
         if self._hover_z is None or z < self._hover_z - HOVER_DROP_M:
