@@ -98,6 +98,11 @@ class NetFTConfig:
         counts_per_torque: counts per N·m, likewise.
         stale_s: a wrench older than this marks the body unhealthy.
         bias_on_connect: zero the sensor (software bias) at connect, with nothing in the hand.
+        mount_rpy_deg: how the sensor is turned on the wrist, as roll, pitch, yaw (deg) taking
+            its axes to the controller's: forces the hand feels, z along the fingers, so a held
+            mass reads fz = +m g with the gripper pointing down (the sim's convention, which
+            the tracker was trained on and the grip reflex's set-down reads). Check it with a
+            known mass in the hand before a run.
     """
 
     enabled: bool = False
@@ -107,9 +112,15 @@ class NetFTConfig:
     counts_per_torque: float = 1_000_000.0
     stale_s: float = 0.1
     bias_on_connect: bool = True
+    mount_rpy_deg: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
 
     def check(self, key: str) -> None:
         check_range(f"{key}.port", self.port, 1, 65535)
+        if len(self.mount_rpy_deg) != 3:
+            raise ConfigError(f"{key}.mount_rpy_deg", list(self.mount_rpy_deg),
+                              "3 angles: roll, pitch, yaw (deg)")  # fmt: skip
+        for index, angle in enumerate(self.mount_rpy_deg):
+            check_range(f"{key}.mount_rpy_deg[{index}]", angle, -360.0, 360.0)
         check_range(f"{key}.counts_per_force", self.counts_per_force, 1e-6)
         check_range(f"{key}.counts_per_torque", self.counts_per_torque, 1e-6)
         check_range(f"{key}.stale_s", self.stale_s, 0.001, 10.0)

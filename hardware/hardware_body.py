@@ -18,7 +18,7 @@ import numpy as np
 from dualctl.hardware.config import HardwareConfig, SafetyLimits
 from dualctl.hardware.device_errors import DeviceError
 from dualctl.hardware.netft import NetFT
-from dualctl.hardware.netft_protocol import NetFTCalibration
+from dualctl.hardware.netft_protocol import NetFTCalibration, mount_rotation
 from dualctl.hardware.robotiq import GripperState, RobotiqGripper
 from dualctl.hardware.robotiq_protocol import RobotiqRequest, encode_command
 from dualctl.hardware.tactile import DigitTactile
@@ -110,7 +110,8 @@ class HardwareBody(Body):
             calibration = NetFTCalibration(
                 config.netft.counts_per_force, config.netft.counts_per_torque
             )
-            netft = NetFT(config.netft.host, config.netft.port, calibration)
+            mount = mount_rotation(*config.netft.mount_rpy_deg)
+            netft = NetFT(config.netft.host, config.netft.port, calibration, mount)
         if camera is None and config.camera.enabled:
             c = config.camera
             camera = VideoDevice(c.device, c.width, c.height, c.fps)

@@ -57,8 +57,18 @@ class _RdtProtocol(asyncio.DatagramProtocol):
 class NetFT:
     """A Net F/T box at ``host:port`` streaming records at its configured rate."""
 
-    def __init__(self, host: str, port: int, calibration: NetFTCalibration):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        calibration: NetFTCalibration,
+        mount: np.ndarray | None = None,
+    ):
+        """``mount``: the 3x3 rotation from the sensor's axes to the wrist axes the controller
+        reads (``netft_protocol.mount_rotation``), applied to force and torque after the bias;
+        None leaves the sensor's own axes."""
         self.host, self.port, self.calibration = host, port, calibration
+        self.mount = None if mount is None else np.asarray(mount, np.float64)
         self.latest: WrenchSample | None = None
         self.received = 0
         self.lost = 0
@@ -144,4 +154,6 @@ class NetFT:
             self.lost += gap - 1
         self.received += 1
         wrench = self.calibration.to_wrench(record.counts) - self._bias
+        if self.mount is not None:
+            wrench = np.concatenate([self.mount @ wrench[:3], self.mount @ wrench[3:]])
         self.latest = WrenchSample(wrench, record.status, record.rdt_sequence, time.monotonic())

@@ -57,6 +57,16 @@ class RdtRecord:
         return cls(values[0], values[1], values[2], tuple(values[3:]))
 
 
+def mount_rotation(roll_deg: float, pitch_deg: float, yaw_deg: float) -> np.ndarray:
+    """The 3x3 rotation taking the sensor's axes to the controller's wrist axes, from the
+    sensor's mounting as roll, pitch, yaw (deg, applied about x, then y, then z)."""
+    r, p, y = np.radians([roll_deg, pitch_deg, yaw_deg])
+    rx = np.array([[1, 0, 0], [0, np.cos(r), -np.sin(r)], [0, np.sin(r), np.cos(r)]])
+    ry = np.array([[np.cos(p), 0, np.sin(p)], [0, 1, 0], [-np.sin(p), 0, np.cos(p)]])
+    rz = np.array([[np.cos(y), -np.sin(y), 0], [np.sin(y), np.cos(y), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
 @dataclass(frozen=True)
 class NetFTCalibration:
     """Counts per unit from the sensor's calibration (its web page shows both)."""

@@ -13,10 +13,14 @@ from dualctl.hardware.netft_protocol import (
     RECORD_SIZE,
     NetFTCalibration,
     RdtRecord,
+    mount_rotation,
     pack_request,
     unpack_request,
 )
 from rigs import run, wait_for
+
+from dualctl.config import load_config
+from dualctl.errors import ConfigError
 
 LOAD = np.array([1.5, -2.25, 10.0, 0.125, -0.05, 0.3])
 
@@ -60,6 +64,38 @@ def test_streamed_wrench_is_in_si_units():
         await emulator.stop()
 
     run(body())
+
+
+def test_a_sensor_mounted_upside_down_reads_in_the_wrists_axes():
+    # Turned half a turn about x, the sensor sees a held mass pull along its -z; the controller
+    # (and the grip reflex's set-down) expects fz = +m g.
+    upside_down = mount_rotation(180.0, 0.0, 0.0)
+    assert upside_down @ [0.0, 0.0, -9.81] == pytest.approx([0.0, 0.0, 9.81])
+    quarter = mount_rotation(0.0, 0.0, 90.0)
+    assert quarter @ [1.0, 0.0, 0.0] == pytest.approx([0.0, 1.0, 0.0])
+
+    async def body():
+        emulator = NetFTEmulator(signal=constant_signal(LOAD))
+        await emulator.start()
+        sensor = NetFT("127.0.0.1", emulator.port, emulator.calibration, upside_down)
+        await sensor.connect()
+        sensor.start_streaming()
+        wrench = (await sensor.next_sample(1.0)).wrench
+        expected = np.concatenate([upside_down @ LOAD[:3], upside_down @ LOAD[3:]])
+        assert wrench == pytest.approx(expected, abs=1e-3)
+        assert wrench[2] == pytest.approx(-LOAD[2], abs=1e-3)
+        await sensor.close()
+        await emulator.stop()
+
+    run(body())
+
+
+@pytest.mark.parametrize(
+    "value, named", [("[180,0]", r"mount_rpy_deg'.*3 angles"), ("[0,0,400]", r"mount_rpy_deg\[2\]")]
+)
+def test_a_bad_sensor_mounting_is_refused_by_name(value, named):
+    with pytest.raises(ConfigError, match=named):
+        load_config([f"hardware.netft.mount_rpy_deg={value}"])
 
 
 def test_software_bias_and_device_bias_zero_the_load():
