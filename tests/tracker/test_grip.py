@@ -16,6 +16,7 @@ from dualctl.tracker.grip import (
     BUMP_DESCENT_SPEED,
     CARRIED_ACROSS_M,
     CARRY_ACCEL,
+    GROW,
     HEAVY_GRIP_N,
     HOVER_S,
     LIFTED_M,
@@ -37,6 +38,7 @@ from dualctl.tracker.grip import (
 )
 from dualctl.tracker.jepa import JepaTracker
 from dualctl.types import (
+    GRIPPER_FORCE_RANGE,
     GRIPPER_STROKE_M,
     PROPRIO_DIM,
     PROPRIO_FIELDS,
@@ -132,6 +134,16 @@ def test_a_block_in_stick_slip_is_raised_not_called_carried():
     run_ticks(probe, stick_slip, 1.0)
     assert not probe.carried
     assert probe.force >= start * 1.25**3  # a raise every window or so
+
+
+def test_a_probe_at_the_grippers_most_force_stops_probing():
+    # Closed loop, Lift 25: at 235 N the block rose with the hand, its touch too unsteady for
+    # the stick-slip test; with no raise left, probing on only kept the lift at 2 cm/s.
+    probe = SlipProbe(start_force=GRIPPER_FORCE_RANGE[1] / GROW, stick_slip_s=0.15)
+    steady_steps(probe, lambda n: 0.198 * n)  # the cone: one raise, to the most
+    assert probe.force == GRIPPER_FORCE_RANGE[1] and not probe.carried
+    run_ticks(probe, stick_slip, 1.0)
+    assert probe.carried and probe.force == GRIPPER_FORCE_RANGE[1]
 
 
 def test_a_carried_block_is_called_carried_once_a_window_of_ticks_agrees():
