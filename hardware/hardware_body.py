@@ -110,7 +110,8 @@ class HardwareBody(Body):
             calibration = NetFTCalibration(
                 config.netft.counts_per_force, config.netft.counts_per_torque
             )
-            mount = mount_rotation(*config.netft.mount_rpy_deg)
+            angles = config.netft.mount_rpy_deg
+            mount = mount_rotation(*angles) if any(angles) else None  # None: the sensor's axes
             netft = NetFT(config.netft.host, config.netft.port, calibration, mount)
         if camera is None and config.camera.enabled:
             c = config.camera

@@ -68,7 +68,8 @@ class NetFT:
         reads (``netft_protocol.mount_rotation``), applied to force and torque after the bias;
         None leaves the sensor's own axes."""
         self.host, self.port, self.calibration = host, port, calibration
-        self.mount = None if mount is None else np.asarray(mount, np.float64)
+        # force and torque turn alike: one 6x6 product per record (records come at up to 7 kHz)
+        self._to_wrist = None if mount is None else np.kron(np.eye(2), np.asarray(mount, float))
         self.latest: WrenchSample | None = None
         self.received = 0
         self.lost = 0
@@ -154,6 +155,6 @@ class NetFT:
             self.lost += gap - 1
         self.received += 1
         wrench = self.calibration.to_wrench(record.counts) - self._bias
-        if self.mount is not None:
-            wrench = np.concatenate([self.mount @ wrench[:3], self.mount @ wrench[3:]])
+        if self._to_wrist is not None:
+            wrench = self._to_wrist @ wrench
         self.latest = WrenchSample(wrench, record.status, record.rdt_sequence, time.monotonic())

@@ -117,20 +117,19 @@ class GuardedDescent:
             and proprio[_WIDTH] < MISSED_WIDTH_M
             and float(np.abs(observation.tactile).max()) <= TOUCH
         )
-        centred = (
-            self.attempts < ATTEMPTS
+        centred = (  # the cheap tests first: this runs every tick while watching
+            (opened or shut_on_nothing)
+            and self.attempts < ATTEMPTS
             and object_xy is not None
             and float(np.hypot(*(object_xy - proprio[_XY]))) < CENTRED_M
         )
         ready = (
             centred
-            and (opened or shut_on_nothing)
             and proprio[_Z] < NEAR_Z_M
             and float(np.linalg.norm(action.ee_velocity[:3])) < STILL_SPEED
         )
         self._still_s = self._still_s + dt if ready else 0.0
-        waiting = centred and (opened or shut_on_nothing) and proprio[_Z] < HOVER_Z_M
-        hovering = self._hovering(waiting, proprio[_Z], dt)
+        hovering = self._hovering(centred and proprio[_Z] < HOVER_Z_M, proprio[_Z], dt)
         if self._still_s < STILL_S and not hovering:
             return action
         self.attempts += 1

@@ -507,11 +507,14 @@ class GripReflex:
         self._hover_s = max(0.0, self._hover_s + (dt if stopped else -dt))
         return self._hover_s >= HOVER_S
 
+    @staticmethod
+    def _shut(proprio: np.ndarray) -> bool:
+        """Whether the fingers stand closer than MISSED_WIDTH_M: nothing is between them."""
+        return bool(proprio[PROPRIO_WIDTH] < MISSED_WIDTH_M)
+
     def _shut_on_nothing(self, proprio: np.ndarray | None) -> bool:
         """Whether the fingers have shut with nothing felt between them."""
-        if proprio is None or proprio[PROPRIO_WIDTH] >= MISSED_WIDTH_M:
-            return False
-        return self._felt[-1][1] < MISSED_NORMAL_N
+        return proprio is not None and self._shut(proprio) and self._felt[-1][1] < MISSED_NORMAL_N
 
     def _missed(self, proprio: np.ndarray | None) -> bool:
         """Whether the fingers have closed on nothing (``regrasp`` only), by the touch this
@@ -575,15 +578,15 @@ class GripReflex:
         if self._regripped or proprio is None or self.grasp_z is None:
             return False
         probing = self.landed_at is not None and not self.probe.carried
-        holding = proprio[PROPRIO_WIDTH] > MISSED_WIDTH_M
-        return probing and holding and proprio[PROPRIO_Z] >= self.grasp_z + REGRIP_RISE_M
+        risen = proprio[PROPRIO_Z] >= self.grasp_z + REGRIP_RISE_M
+        return probing and risen and not self._shut(proprio)
 
     def _reclosing(self, proprio: np.ndarray | None) -> bool:
         """Whether the fingers are closing again after a regrip and have not shut on nothing
         (then the head has the hand again)."""
         if not self._regripped or self.landed_at is not None or proprio is None:
             return False
-        return bool(proprio[PROPRIO_WIDTH] > MISSED_WIDTH_M)
+        return not self._shut(proprio)
 
     def _regrip(self, action: Action, proprio: np.ndarray, dt: float) -> Action | None:
         """Open a little, go back down to the landing height; None once there (the reflex
