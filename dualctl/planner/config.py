@@ -130,6 +130,9 @@ class PlannerConfig:
             intensity) count as sampling noise and fade out; 0 keeps every change.
         composite: with residual_decode, "add" the decoded change to the real frame, or "mask":
             replace the pixels that change by the decoded future (no ghost of what moved away).
+        time_shift: moves the flow times of training and of the sampler's steps towards the
+            noise end (SD3's shift, ``dualctl.planner.flow``); 1 leaves them uniform-logit.
+            The checkpoint keeps the value it was trained with.
     """
 
     horizon: int = 8
@@ -144,6 +147,7 @@ class PlannerConfig:
     residual_decode: bool = True
     change_threshold: float = 0.0
     composite: str = "add"
+    time_shift: float = 1.0
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     train: PlannerTrainConfig = field(default_factory=PlannerTrainConfig)
@@ -158,3 +162,4 @@ class PlannerConfig:
         check_range("planner.noise_scale", self.noise_scale, 0.0, 2.0)
         check_range("planner.change_threshold", self.change_threshold, 0.0, 1.0)
         check_choice("planner.composite", self.composite, ("add", "mask"))
+        check_range("planner.time_shift", self.time_shift, 0.1, 20.0)

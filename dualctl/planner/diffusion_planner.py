@@ -75,6 +75,7 @@ class DiffusionPlanner(Planner):
             residual=cfg.residual_decode,
             change_threshold=cfg.change_threshold,
             composite=cfg.composite,
+            time_shift=cfg.time_shift,
         )
         return futures.numpy()
 
@@ -120,6 +121,7 @@ def load_planner(
     change_threshold: float | None = None,
     noise_scale: float | None = None,
     composite: str | None = None,
+    time_shift: float | None = None,
 ) -> DiffusionPlanner:
     """Build the planner from a checkpoint folder; None keeps the checkpoint's setting.
 
@@ -136,6 +138,7 @@ def load_planner(
         "change_threshold": change_threshold,
         "noise_scale": noise_scale,
         "composite": composite,
+        "time_shift": time_shift,
     }
     for key, value in overrides.items():
         if value is not None:

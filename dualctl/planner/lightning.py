@@ -70,6 +70,7 @@ class DiffusionModule(pl.LightningModule):
         steps: int,
         text_dropout: float,
         ema_decay: float,
+        time_shift: float = 1.0,
     ):
         super().__init__()
         self.denoiser = denoiser
@@ -77,6 +78,7 @@ class DiffusionModule(pl.LightningModule):
         self.register_buffer("text_table", text_table)
         self.lr, self.steps = lr, steps
         self.text_dropout, self.ema_decay = text_dropout, ema_decay
+        self.time_shift = time_shift
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> torch.Tensor:
         text = self.text_table[batch["text_index"]]
@@ -87,7 +89,7 @@ class DiffusionModule(pl.LightningModule):
         def velocity(x_t, t, text):
             return self.denoiser(x_t, t, current, text, proprio)
 
-        loss = flow_loss(velocity, batch["delta"], text)
+        loss = flow_loss(velocity, batch["delta"], text, self.time_shift)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 

@@ -73,9 +73,11 @@ class PlannerModel(nn.Module):
         residual: bool = True,
         change_threshold: float = 0.0,
         composite: str = "add",
+        time_shift: float = 1.0,
     ) -> torch.Tensor:
         """Current frames (B, H, W, 3) uint8, raw proprio (B, P), instruction embeddings (B, D)
         and initial noise (B, K, C, h, w) -> imagined futures (B, K, H, W, 3) uint8.
+        ``time_shift``: see :func:`dualctl.planner.flow.solve`.
 
         With ``residual`` the plan is the real frame with the decoded change painted on (see
         :func:`paint_change`); otherwise the decoded future frames themselves.
@@ -86,7 +88,7 @@ class PlannerModel(nn.Module):
             self.denoiser.null_text,
             guidance,
         )
-        delta = solve(velocity, noise, text, steps, method)
+        delta = solve(velocity, noise, text, steps, method, time_shift)
         future = current[:, None] + delta * self.delta_std[None, :, :, None, None]
         b, k = future.shape[:2]
         pixels = self.decode(future.flatten(0, 1))

@@ -223,6 +223,7 @@ def _train(dataset, out, export, config, trainer, seed, limit_episodes) -> Train
         schedule.steps,
         schedule.text_dropout,
         schedule.ema_decay,
+        config.time_shift,
     )
     stage_dir = out / "diffusion"
     fit = _trainer(stage_dir, schedule.steps, trainer, schedule.checkpoint_every)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dualctl.planner.flow import flow_loss, guided, solve
+from dualctl.planner.flow import flow_loss, guided, sample_times, shift_times, solve
 from dualctl.planner.model import paint_change
 
 
@@ -14,13 +14,38 @@ def point_velocity(target):
     return velocity
 
 
+@pytest.mark.parametrize("shift", [1.0, 4.0])
 @pytest.mark.parametrize("method", ["euler", "heun"])
 @pytest.mark.parametrize("steps", [1, 4, 25])
-def test_solver_lands_on_the_data_for_any_step_count(method, steps):
+def test_solver_lands_on_the_data_for_any_step_count(method, steps, shift):
     target = torch.full((2, 3, 4), 0.7)
     noise = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))
-    x = solve(point_velocity(target), noise, torch.zeros(2, 1), steps, method)
+    x = solve(point_velocity(target), noise, torch.zeros(2, 1), steps, method, shift)
     torch.testing.assert_close(x, target, atol=1e-5, rtol=0)
+
+
+def test_time_shift_keeps_the_ends_and_moves_training_towards_the_noise():
+    t = torch.linspace(0.0, 1.0, 11)
+    torch.testing.assert_close(shift_times(t, 1.0), t)
+    shifted = shift_times(t, 4.0)
+    assert float(shifted[0]) == 0.0 and float(shifted[-1]) == 1.0
+    assert bool((shifted[1:-1] > t[1:-1]).all()) and bool((shifted.diff() > 0).all())
+    generator = torch.Generator().manual_seed(0)
+    plain = sample_times(20000, torch.Generator().manual_seed(0))
+    moved = sample_times(20000, generator, shift=4.0)
+    assert float((moved > 0.95).float().mean()) > 5 * float((plain > 0.95).float().mean())
+
+
+def test_shifted_steps_are_shorter_near_the_noise():
+    seen = []
+
+    def velocity(x_t, t, text):
+        seen.append(float(t[0]))
+        return torch.zeros_like(x_t)
+
+    solve(velocity, torch.zeros(1, 2), torch.zeros(1, 1), 4, "euler", shift=4.0)
+    steps = -torch.diff(torch.tensor(seen + [0.0]))
+    assert seen[0] == 1.0 and bool((steps.diff() > 0).all())
 
 
 def test_guidance_extrapolates_from_unconditional_to_conditional():

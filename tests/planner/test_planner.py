@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import logging
 import subprocess
@@ -87,9 +88,9 @@ def test_more_sampling_steps_keep_the_output_in_range(trained, observation, step
 
 def test_a_wrong_image_size_is_a_clear_error(planner, observation):
     obs, instruction = observation
-    obs.images["scene"] = np.zeros((32, 32, 3), np.uint8)
+    wrong = dataclasses.replace(obs, images={"scene": np.zeros((32, 32, 3), np.uint8)})
     with pytest.raises(PlannerInputError, match="camera_size"):
-        planner.plan(obs, instruction)
+        planner.plan(wrong, instruction)
 
 
 def test_checkpoint_ships_weights_config_and_metadata(trained):
@@ -153,6 +154,28 @@ def test_fine_tuning_starts_from_the_checkpoint_and_keeps_its_statistics(
     assert all(torch.equal(before[k], after[k]) for k in kept)
     tuned = [k for k in before if k.startswith("denoiser.")]
     assert any(not torch.equal(before[k], after[k]) for k in tuned), "denoiser did not train"
+
+
+def test_a_time_shifted_checkpoint_samples_with_its_shift(
+    trained, square_dataset, tiny_planner_config, tmp_path, observation, monkeypatch
+):
+    config = tiny_planner_config(init=str(trained[1]), steps=2)
+    config.time_shift = 3.0
+    train_planner(square_dataset, tmp_path / "run", tmp_path / "shifted", config,
+                  TrainerConfig(threads=1), 1)  # fmt: skip
+    import dualctl.planner.model as model_module
+
+    shifts, solve = [], model_module.solve
+
+    def recording_solve(*args):
+        shifts.append(args[-1])
+        return solve(*args)
+
+    monkeypatch.setattr(model_module, "solve", recording_solve)
+    obs, instruction = observation
+    load_planner(tmp_path / "shifted", steps=4).plan(obs, instruction)
+    load_planner(tmp_path / "shifted", steps=4, time_shift=1.0).plan(obs, instruction)
+    assert shifts == [3.0, 1.0]
 
 
 def test_fine_tuning_a_mismatched_checkpoint_names_its_folder(
