@@ -8,6 +8,12 @@ from real futures; the table therefore also scores the two motion classes ("lift
 "carry to the pad", i.e. Place), and the classifier's accuracy on real held-out futures is the
 ceiling for both.
 
+That classifier asks whether a plan looks like its task's real future. Whether the instructions
+give plans that can be told apart at all is asked by a second classifier, trained on plans
+(``--plan-starts`` training start frames, each planned with all four instructions, labelled by
+instruction) and scored on the held-out plans; since every held-out start frame is planned with
+every instruction, the scene cannot give the instruction away.
+
     python bench/planner_instructions.py [--checkpoint checkpoints/planner]
         [--heldout data/sim_heldout] [--train data/sim] [--limit 40] [--pad-scenes]
 
@@ -23,6 +29,7 @@ pad (Place, and episodes collected with ``sim.distractor_pad=true``), where both
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 from pathlib import Path
 
@@ -60,6 +67,36 @@ def motion_class(task: str) -> int:
     return int(task == "Place")
 
 
+def imagine_with(planner, clips, task: str) -> np.ndarray:
+    """Plans from every clip's start frame with ``task``'s instruction (the clip's colour)."""
+    instructions = [INSTRUCTIONS[task].format(colour=colour_of(i)) for i in clips.instruction]
+    return imagine_all(planner, clips.frame, clips.proprio, instructions)
+
+
+def told_apart(planner, train, clips, plans: dict, args) -> dict[str, float]:
+    """Whether the plans themselves tell the instructions apart: a classifier trained on
+    plans from training start frames, labelled with the instruction each was made with, names
+    the instruction of each held-out plan (all four from the same start frame, so the scene
+    cannot give it away). Returns the share named right per instruction."""
+    pick = np.unique(np.linspace(0, len(train.frame) - 1, args.plan_starts).round().astype(int))
+    starts = subset(train, pick)
+    inputs = torch.cat([motion_input(starts.frame, imagine_with(planner, starts, task))
+                        for task in TASKS])  # fmt: skip
+    labels = torch.arange(len(TASKS)).repeat_interleave(len(pick))
+    classifier = fit(SmallCNN(3 * len(LOOK_AT), len(TASKS)), inputs, labels,
+                     args.classifier_steps, classify=True, seed=1)  # fmt: skip
+    return {task: float((predict(classifier, motion_input(clips.frame, plans[task])).argmax(1)
+                         == TASKS.index(task)).float().mean()) for task in TASKS}  # fmt: skip
+
+
+def subset(clips, index: np.ndarray):
+    """The clips at ``index`` (the arrays and lists each clip has one entry in)."""
+    return dataclasses.replace(
+        clips, **{name: ([value[i] for i in index] if isinstance(value, list) else value[index])
+                  for name, value in vars(clips).items()},
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="checkpoints/planner")
@@ -70,6 +107,12 @@ def main() -> None:
     parser.add_argument("--classifier-steps", type=int, default=1500)
     parser.add_argument("--pad-scenes", action="store_true", help="only scenes with the pad")
     parser.add_argument("--guidance", type=float, default=None, help="default: the checkpoint's")
+    parser.add_argument(
+        "--plan-starts",
+        type=int,
+        default=400,
+        help="training start frames the plan classifier learns from (0: skip)",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     planner = load_planner(args.checkpoint, threads=1, guidance=args.guidance)
@@ -93,11 +136,13 @@ def main() -> None:
     real = predict(classifier, motion_input(clips.frame, clips.future)).argmax(1).numpy()
     true_task = np.array([TASKS.index(t) for t in clips.task])
 
-    swapped = {}
+    swapped, plans = {}, {}
     for task in TASKS:
-        instructions = [INSTRUCTIONS[task].format(colour=colour_of(i)) for i in clips.instruction]
-        plans = imagine_all(planner, clips.frame, clips.proprio, instructions)
-        swapped[task] = predict(classifier, motion_input(clips.frame, plans)).argmax(1).numpy()
+        plans[task] = imagine_with(planner, clips, task)
+        swapped[task] = (
+            predict(classifier, motion_input(clips.frame, plans[task])).argmax(1).numpy()
+        )
+    told = told_apart(planner, train, clips, plans, args) if args.plan_starts else {}
 
     def rates(pred, target):
         return {"task": float((pred == target).mean()),
@@ -129,11 +174,17 @@ def main() -> None:
                   f"Lift vs Place instruction gives a different motion class on {differ:.1%} "
                   "of start frames")  # fmt: skip
     console.print({"predicted task share per instruction": confusion})
+    if told:
+        console.print(f"a classifier trained on plans ({len(TASKS)} instructions x "
+                      f"{args.plan_starts} training start frames) names the instruction of "
+                      f"held-out plans: " + ", ".join(f"{t} {v:.1%}" for t, v in told.items())
+                      + f"; mean {np.mean(list(told.values())):.1%} (chance 25%)")  # fmt: skip
     name = "planner_instructions" + ("_pad_scenes" if args.pad_scenes else "")
     path = write_result(name, {
         "checkpoint": args.checkpoint, "guidance": cfg.guidance, "heldout": args.heldout,
         "train": args.train, "start_frames": len(true_task), "accuracy": result,
         "lift_vs_place_differ": differ, "confusion": confusion, "look_at": LOOK_AT,
+        "plan_classifier": {"train_start_frames": args.plan_starts, "named_right": told},
     })  # fmt: skip
     console.print(f"wrote {path}")
 
