@@ -73,11 +73,12 @@ def imagine_with(planner, clips, task: str) -> np.ndarray:
     return imagine_all(planner, clips.frame, clips.proprio, instructions)
 
 
-def told_apart(planner, train, clips, plans: dict, args) -> dict[str, float]:
+def told_apart(planner, train, held_out: dict, args) -> dict[str, float]:
     """Whether the plans themselves tell the instructions apart: a classifier trained on
     plans from training start frames, labelled with the instruction each was made with, names
     the instruction of each held-out plan (all four from the same start frame, so the scene
-    cannot give it away). Returns the share named right per instruction."""
+    cannot give it away); ``held_out`` maps each instruction's task to its plans' classifier
+    inputs. Returns the share named right per instruction."""
     pick = np.unique(np.linspace(0, len(train.frame) - 1, args.plan_starts).round().astype(int))
     starts = subset(train, pick)
     inputs = torch.cat([motion_input(starts.frame, imagine_with(planner, starts, task))
@@ -85,8 +86,8 @@ def told_apart(planner, train, clips, plans: dict, args) -> dict[str, float]:
     labels = torch.arange(len(TASKS)).repeat_interleave(len(pick))
     classifier = fit(SmallCNN(3 * len(LOOK_AT), len(TASKS)), inputs, labels,
                      args.classifier_steps, classify=True, seed=1)  # fmt: skip
-    return {task: float((predict(classifier, motion_input(clips.frame, plans[task])).argmax(1)
-                         == TASKS.index(task)).float().mean()) for task in TASKS}  # fmt: skip
+    return {task: float((predict(classifier, held_out[task]).argmax(1) == TASKS.index(task))
+                        .float().mean()) for task in TASKS}  # fmt: skip
 
 
 def subset(clips, index: np.ndarray):
@@ -136,13 +137,11 @@ def main() -> None:
     real = predict(classifier, motion_input(clips.frame, clips.future)).argmax(1).numpy()
     true_task = np.array([TASKS.index(t) for t in clips.task])
 
-    swapped, plans = {}, {}
+    swapped, plan_inputs = {}, {}
     for task in TASKS:
-        plans[task] = imagine_with(planner, clips, task)
-        swapped[task] = (
-            predict(classifier, motion_input(clips.frame, plans[task])).argmax(1).numpy()
-        )
-    told = told_apart(planner, train, clips, plans, args) if args.plan_starts else {}
+        plan_inputs[task] = motion_input(clips.frame, imagine_with(planner, clips, task))
+        swapped[task] = predict(classifier, plan_inputs[task]).argmax(1).numpy()
+    told = told_apart(planner, train, plan_inputs, args) if args.plan_starts else {}
 
     def rates(pred, target):
         return {"task": float((pred == target).mean()),
