@@ -18,7 +18,7 @@ hand then is from the block's centre (the expert closes on it).
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
         [--episodes 50] [--seed 4000] [--split train] [--align state] [--window 1.0] [--rate 200]
         [--arms full,no reflex,no force/tactile] [--lookahead S] [--ensemble DIR,...]
-        [--grasp-pose DIR|off] [--hand-pose DIR|off] [--heavy-probe-speed S]
+        [--grasp-pose DIR|off] [--hand-pose DIR|off] [--place-pose DIR|off] [--heavy-probe-speed S]
         [--guarded-descent on|off] [--json PATH]
 """
 
@@ -154,6 +154,10 @@ def main() -> None:
     parser.add_argument("--hand-pose", default="",
                         help="the hand-pose reader whose servo carries toward the reference's "
                         "hand: a folder, 'off', or '' for the one the checkpoint ships (if any)")  # fmt: skip
+    parser.add_argument("--place-pose", default="",
+                        help="the place-pose reader whose servo takes a carry that heads for the "
+                        "pad over its centre: a folder, 'off', or '' for the one the checkpoint "
+                        "ships (if any)")  # fmt: skip
     parser.add_argument("--heavy-probe-speed", type=float, default=0.0,
                         help="the grip reflex's probing lift (m/s) once the object is heavy "
                         "(tracker.heavy_probe_speed); 0 = the tracker's default")  # fmt: skip
@@ -171,7 +175,9 @@ def main() -> None:
         modalities, reflex = ARMS[arm]
         try:
             folders = [args.checkpoint, *filter(None, args.ensemble.split(","))]
-            choices = with_reader_choices(Path(args.checkpoint), args.grasp_pose, args.hand_pose)
+            choices = with_reader_choices(
+                Path(args.checkpoint), args.grasp_pose, args.hand_pose, args.place_pose
+            )
             if args.heavy_probe_speed:
                 choices = dataclasses.replace(choices, heavy_probe_speed=args.heavy_probe_speed)
             if args.guarded_descent:
@@ -262,7 +268,8 @@ def main() -> None:
     atomic_write_text(Path(args.json), json.dumps({
         "checkpoint": args.checkpoint, "ensemble": args.ensemble,
         "grasp_pose": args.grasp_pose or "(the checkpoint's own)",
-        "hand_pose": args.hand_pose or "(the checkpoint's own)", "split": args.split,
+        "hand_pose": args.hand_pose or "(the checkpoint's own)",
+        "place_pose": args.place_pose or "(the checkpoint's own)", "split": args.split,
         "heavy_probe_speed": args.heavy_probe_speed or "(default)",
         "guarded_descent": args.guarded_descent or "(default)",
         "first_seed": args.seed,

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from dualctl.data.episode import Episode, episode_paths, read_dataset_info, read_episode
-from dualctl.data.privileged import object_xy_labels, object_yaw_labels
+from dualctl.data.privileged import object_xy_labels, object_yaw_labels, pad_labels
 from dualctl.errors import DataError
 
 #: Per-step keys besides images, in the episode format.
@@ -47,7 +47,8 @@ class EpisodeStore:
             ``"reference_frames"`` (zeros elsewhere) and ``"has_reference"`` (T,) says where.
             ``"object_yaw"`` (T, 3) holds the sim's privileged object-yaw labels
             (:func:`~dualctl.data.privileged.object_yaw_labels`; all unknown for real data),
-            ``"object_xy"`` (T, 3) its place on the table (``object_xy_labels``).
+            ``"object_xy"`` (T, 3) its place on the table (``object_xy_labels``), ``"pad"``
+            (T, 4) the target pad's (``pad_labels``).
         starts, lengths: (E,) first index and step count of each episode.
         metas: each episode's metadata dict.
     """
@@ -73,6 +74,9 @@ class EpisodeStore:
         )
         self.arrays["object_xy"] = np.concatenate(
             [object_xy_labels(e.meta, e.proprio, e.tactile, e.wrench) for e in episodes]
+        )
+        self.arrays["pad"] = np.concatenate(
+            [pad_labels(e.meta, e.proprio, e.tactile, e.wrench) for e in episodes]
         )
         cameras = {"frames": camera} if camera is not None else {}
         cameras.update({f"{name}_frames": name for name in extra_cameras})

@@ -54,6 +54,25 @@ def object_xy_labels(
     return labels
 
 
+def pad_labels(
+    meta: dict, proprio: np.ndarray, tactile: np.ndarray, wrench: np.ndarray
+) -> np.ndarray:
+    """(T, 4) float32: the target pad's x and y on the table (m, world frame; 0 without a pad),
+    1 where the scene holds a pad, and 1 where the frame shows the table untouched (before the
+    first close or contact, when nothing but the pad is low on the table), else 0 (0
+    everywhere when the metadata holds no sim variation, e.g. real-robot data)."""
+    labels = np.zeros((len(proprio), 4), np.float32)
+    variation = meta.get("variation")
+    if not variation:
+        return labels
+    pad = variation.get("pad_xy")
+    if pad is not None:
+        labels[:, :2] = pad
+        labels[:, 2] = 1.0
+    labels[: untouched_steps(proprio, tactile, wrench), 3] = 1.0
+    return labels
+
+
 def untouched_steps(proprio: np.ndarray, tactile: np.ndarray, wrench: np.ndarray) -> int:
     """How many first steps of an episode come before the hand first narrows, feels a taxel
     or a wrist force: the steps the object is still where the episode placed it."""

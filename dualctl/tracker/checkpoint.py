@@ -65,10 +65,12 @@ def with_run_choices(folder: Path, choices: TrackerConfig) -> TrackerConfig:
     return dataclasses.replace(saved, **{key: getattr(choices, key) for key in RUN_KEYS})
 
 
-def with_reader_choices(folder: Path, grasp_pose: str = "", hand_pose: str = "") -> TrackerConfig:
-    """The config a checkpoint was trained with, its grasp- and hand-pose readers chosen as the
-    benches' ``--grasp-pose`` and ``--hand-pose`` say: "" (the one the checkpoint ships, if
-    any), "off", or a reader folder."""
+def with_reader_choices(
+    folder: Path, grasp_pose: str = "", hand_pose: str = "", place_pose: str = ""
+) -> TrackerConfig:
+    """The config a checkpoint was trained with, its grasp-, hand- and place-pose readers
+    chosen as the benches' ``--grasp-pose``, ``--hand-pose`` and ``--place-pose`` say: "" (the
+    one the checkpoint ships, if any), "off", or a reader folder."""
     saved = read_checkpoint_config(folder)
 
     def chosen(settings, choice: str):
@@ -76,7 +78,8 @@ def with_reader_choices(folder: Path, grasp_pose: str = "", hand_pose: str = "")
         return dataclasses.replace(settings, enabled=not off, checkpoint="" if off else choice)
 
     return dataclasses.replace(saved, grasp_pose=chosen(saved.grasp_pose, grasp_pose),
-                               hand_pose=chosen(saved.hand_pose, hand_pose))  # fmt: skip
+                               hand_pose=chosen(saved.hand_pose, hand_pose),
+                               place_pose=chosen(saved.place_pose, place_pose))  # fmt: skip
 
 
 def trained_lookahead_range(saved: TrackerConfig) -> tuple[float, float]:

@@ -1,5 +1,5 @@
-"""``dualctl train tracker``, ``dualctl train grasp-pose`` and ``dualctl train hand-pose``; the training code (and
-Lightning) loads only when it runs."""
+"""``dualctl train tracker``, ``grasp-pose``, ``hand-pose`` and ``place-pose``; the training
+code (and Lightning) loads only when it runs."""
 
 from __future__ import annotations
 
@@ -29,6 +29,14 @@ def register(registry: CommandRegistry) -> None:
             run_hand_pose,
         )
     )
+    add_overrides(
+        registry.add_train(
+            "place-pose",
+            "train the place-pose reader (the target pad's place, from the camera) on a sim "
+            "dataset",
+            run_place_pose,
+        )
+    )
 
 
 def run_grasp_pose(args: argparse.Namespace) -> int:
@@ -49,6 +57,17 @@ def run_hand_pose(args: argparse.Namespace) -> int:
     train_hand_pose(
         config.tracker.hand_pose, Path(config.data), Path(config.out) / "hand_pose", config.seed,
         config.trainer,
+    )  # fmt: skip
+    return 0
+
+
+def run_place_pose(args: argparse.Namespace) -> int:
+    from dualctl.tracker.place_pose_train import train_place_pose
+
+    config = load_config(args.overrides)
+    train_place_pose(
+        config.tracker.place_pose, Path(config.data), Path(config.out) / "place_pose",
+        config.seed, config.trainer,
     )  # fmt: skip
     return 0
 

@@ -39,7 +39,7 @@ MODALITIES = ("force", "tactile")
 RUN_KEYS = (
     "rate_hz", "controller", "drop_force", "drop_tactile", "grip_reflex", "regrasp", "heavy_probe_speed", "guarded_descent",
     "grasp_pose",
-    "hand_pose", "mpc",
+    "hand_pose", "place_pose", "mpc",
 )  # fmt: skip
 #: Behaviour-cloning losses of the tracking head (``tracker.train.head_loss``), by name.
 HEAD_LOSSES = ("mse", "l1")
@@ -176,7 +176,7 @@ class TrackerMpcConfig:
 
 @dataclass
 class ReaderTrainingConfig:
-    """How ``dualctl train grasp-pose`` / ``hand-pose`` fit a frame reader
+    """How ``dualctl train grasp-pose`` / ``hand-pose`` / ``place-pose`` fit a frame reader
     (:mod:`dualctl.tracker.frame_reader`); the readers' settings below share these fields.
 
     Attributes:
@@ -285,6 +285,47 @@ class HandPoseConfig(ReaderTrainingConfig):
 
 
 @dataclass
+class PlacePoseConfig(ReaderTrainingConfig):
+    """The place-pose reader and servo (:mod:`dualctl.tracker.place_pose`): a small CNN reads
+    whether the table holds a target pad and where, and a carry that heads for it ends over
+    its centre, lowered there. Training fields as :class:`ReaderTrainingConfig`.
+
+    Attributes:
+        enabled: steer a carry with the servo when a reader is found (false: the head's own,
+            e.g. to ablate it).
+        checkpoint: the reader's folder; "" = the tracker checkpoint's own reader
+            (``place_pose.safetensors`` beside its weights), if it ships one.
+        gain: servo speed (m/s) per m still to go.
+        max_speed: servo speed limit (m/s) per axis.
+        engage_m: the servo engages once the hand has carried its object this far (m) across
+            the table...
+        min_cosine: ...in a direction whose cosine with the pad's is at least this.
+        over_m: within this distance (m) of the pad's centre the hand lowers...
+        lower_speed: ...at this speed (m/s).
+    """
+
+    enabled: bool = True
+    checkpoint: str = ""
+    gain: float = 4.0
+    max_speed: float = 0.1
+    engage_m: float = 0.03
+    min_cosine: float = 0.7
+    over_m: float = 0.01
+    lower_speed: float = 0.02
+    steps: int = 2000
+    export: str = "out/place_pose"
+
+    def __post_init__(self):
+        check_range("tracker.place_pose.gain", self.gain, 0.0, 100.0)
+        check_range("tracker.place_pose.max_speed", self.max_speed, 0.0, 1.0)
+        check_range("tracker.place_pose.engage_m", self.engage_m, 0.0, 1.0)
+        check_range("tracker.place_pose.min_cosine", self.min_cosine, -1.0, 1.0)
+        check_range("tracker.place_pose.over_m", self.over_m, 0.0, 0.1)
+        check_range("tracker.place_pose.lower_speed", self.lower_speed, 0.001, 0.5)
+        self.check_training("tracker.place_pose")
+
+
+@dataclass
 class TrackerConfig:
     """System 1 settings.
 
@@ -310,6 +351,7 @@ class TrackerConfig:
             103/160 without it, 95/160 against 90/160 with 1 s of planner delay.
         grasp_pose: the grasp-pose reader and servo (off unless its checkpoint is set).
         hand_pose: the hand-pose reader and carry servo (off unless its checkpoint is set).
+        place_pose: the place-pose reader and servo (off unless its checkpoint is set).
         lookahead_s: s ahead of now the reference latent is taken from the plan.
         ensemble: more tracker checkpoint folders acting with ``checkpoint`` as one
             (:mod:`dualctl.tracker.ensemble`: their actions averaged, one grip reflex); they
@@ -366,6 +408,7 @@ class TrackerConfig:
     guarded_descent: bool = True
     grasp_pose: GraspPoseConfig = field(default_factory=GraspPoseConfig)
     hand_pose: HandPoseConfig = field(default_factory=HandPoseConfig)
+    place_pose: PlacePoseConfig = field(default_factory=PlacePoseConfig)
     lookahead_s: float = 0.5
     encoder: str = "timm"
     arch: str = "test_resnet"

@@ -54,6 +54,7 @@ class EnsembleTracker(Tracker):
             member.grip_reflex = None  # one reflex decides the grasp
             member.grasp_pose_reader = member.grasp_servo = None  # and one servo the approach
             member.hand_pose_reader = member.carry_servo = None  # and the carry
+            member.place_pose_reader = member.place_servo = None  # and the set-down
         self.stacked = _stacked_fast_path(self.members)
 
     @property

@@ -1,7 +1,9 @@
 """The JEPA tracker the runtime drives: torch for ``encode`` (camera rate), numpy for ``act``
 (every tick), and :func:`load_tracker` to build it from a checkpoint. When the checkpoint
 ships a grasp-pose reader (or ``tracker.grasp_pose.checkpoint`` names one), it centres the open
-hand over the object and turns it to its faces (:mod:`dualctl.tracker.grasp_pose`). With a
+hand over the object and turns it to its faces (:mod:`dualctl.tracker.grasp_pose`); with a
+place-pose reader, a carry that heads for the target pad ends over it
+(:mod:`dualctl.tracker.place_pose`). With a
 hand-pose reader enabled (``tracker.hand_pose``, off in the runtime by default), every
 reference latent ``encode`` returns ends with the hand position that reader sees in the frame,
 and a hand carrying something moves toward the reference's (:mod:`dualctl.tracker.hand_pose`).
@@ -36,6 +38,8 @@ from dualctl.tracker.hand_pose import READING_DIM, CarryServo, HandPoseNet, load
 from dualctl.tracker.hand_pose import WEIGHTS as HAND_POSE_WEIGHTS
 from dualctl.tracker.model import TrackerNet, images_to_float
 from dualctl.tracker.mpc import LatentMPC
+from dualctl.tracker.place_pose import WEIGHTS as PLACE_POSE_WEIGHTS
+from dualctl.tracker.place_pose import PlacePoseNet, PlaceServo, load_place_pose
 from dualctl.types import Action, Observation
 
 _ZERO_WRENCH = np.zeros(6, np.float32)
@@ -104,6 +108,7 @@ class JepaTracker(Tracker):
         )
         self.grasp_pose_reader, self.grasp_servo = self._grasp_pose(config)
         self.hand_pose_reader, self.carry_servo = self._hand_pose(config)
+        self.place_pose_reader, self.place_servo = self._place_pose(config)
         use_descent = (config.guarded_descent and self.grip_reflex is not None
                        and self.grasp_servo is not None)  # fmt: skip
         self.descent = GuardedDescent() if use_descent else None
@@ -142,6 +147,21 @@ class JepaTracker(Tracker):
         return reader, CarryServo(settings.gain, settings.max_speed, settings.max_accel,
                                   settings.engage_m)  # fmt: skip
 
+    def _place_pose(self, config: TrackerConfig) -> tuple[PlacePoseNet | None, PlaceServo | None]:
+        """The place-pose reader and its servo when one is set and enabled (and the grip
+        reflex, which says when the hand carries something and lets go on the pad, is on)."""
+        settings = config.place_pose
+        if not (settings.enabled and settings.checkpoint and self.grip_reflex is not None):
+            return None, None
+        reader = load_place_pose(settings.checkpoint)
+        if reader.config.camera not in self.cameras:
+            raise ConfigError("tracker.place_pose.checkpoint", settings.checkpoint,
+                              f"a reader of a camera this tracker reads {self.cameras}, not "
+                              f"'{reader.config.camera}'")  # fmt: skip
+        servo = PlaceServo(settings.gain, settings.max_speed, settings.engage_m,
+                           settings.min_cosine, settings.over_m, settings.lower_speed)  # fmt: skip
+        return reader, servo
+
     def reset(self) -> None:
         self.wrench_history.reset()
         self.tactile_history.reset()
@@ -151,6 +171,8 @@ class JepaTracker(Tracker):
             self.grasp_servo.reset()
         if self.carry_servo is not None:
             self.carry_servo.reset()
+        if self.place_servo is not None:
+            self.place_servo.reset()
         if self.descent is not None:
             self.descent.reset()
         if self.mpc is not None:
@@ -178,6 +200,9 @@ class JepaTracker(Tracker):
         if self.grasp_servo is not None and self.grasp_servo.armed:
             reader = self.grasp_pose_reader
             self.grasp_servo.see(reader.read(camera_frame(images, reader.config.camera)))
+        if self.place_servo is not None and self.place_servo.armed:
+            reader = self.place_pose_reader
+            self.place_servo.see(reader.read(camera_frame(images, reader.config.camera)))
         latents = [self.encode_scene(camera_frame(images, self.config.camera)[None])[0]]
         if self.config.wrist_camera:
             wrist = camera_frame(images, self.config.wrist_camera)[None]
@@ -235,6 +260,8 @@ class JepaTracker(Tracker):
                 action = self.carry_servo(action, observation, hand_goal, self.grip_reflex.grasp_z)
             else:
                 self.carry_servo.idle()
+        if self.place_servo is not None:
+            action = self.place_servo(action, observation, self._carrying())
         if self.grip_reflex is not None:
             wrench = _ZERO_WRENCH if self.force_missing else observation.wrench
             action = self.grip_reflex(
@@ -248,11 +275,15 @@ class JepaTracker(Tracker):
 
 
 #: Reader settings of TrackerConfig -> the weights file such a reader ships as.
-READERS = {"grasp_pose": GRASP_POSE_WEIGHTS, "hand_pose": HAND_POSE_WEIGHTS}
+READERS = {
+    "grasp_pose": GRASP_POSE_WEIGHTS,
+    "hand_pose": HAND_POSE_WEIGHTS,
+    "place_pose": PLACE_POSE_WEIGHTS,
+}
 
 
 def with_own_readers(config: TrackerConfig, checkpoint_dir: Path) -> TrackerConfig:
-    """``config`` reading the grasp- and hand-pose readers the tracker checkpoint ships beside
+    """``config`` reading the grasp-, hand- and place-pose readers the tracker checkpoint ships beside
     its weights where no other reader is named (``tracker.<reader>.checkpoint`` empty)."""
     for key, weights in READERS.items():
         settings = getattr(config, key)

@@ -20,10 +20,15 @@ def test_every_shipped_tracker_is_there():
         "tracker",
         "tracker_dagger2",
         "tracker_oracle",
-        "tracker_ahead08",
         "tracker_overhead",
     }
     assert shipped <= set(TRACKERS)
+
+
+def test_the_default_tracker_runs_with_its_three_readers():
+    tracker = load_runtime_tracker(load_config([]))
+    assert tracker.grasp_servo is not None and tracker.place_servo is not None
+    assert tracker.carry_servo is None  # the hand-pose reader ships but is off in the runtime
 
 
 @pytest.mark.parametrize("name", TRACKERS)
