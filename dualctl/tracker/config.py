@@ -301,7 +301,8 @@ class PlacePoseConfig(ReaderTrainingConfig):
             the table...
         min_cosine: ...in a direction whose cosine with the pad's is at least this.
         over_m: within this distance (m) of the pad's centre the hand lowers...
-        lower_speed: ...at this speed (m/s).
+        lower_speed: ...at this speed (m/s) for the last centimetre above the height it
+            picked the object at (faster, up to ``max_speed``, above that).
     """
 
     enabled: bool = True

@@ -261,7 +261,8 @@ class JepaTracker(Tracker):
             else:
                 self.carry_servo.idle()
         if self.place_servo is not None:
-            action = self.place_servo(action, observation, self._carrying())
+            pick_z = self.grip_reflex.grasp_z
+            action = self.place_servo(action, observation, self._carrying(), pick_z)
         if self.grip_reflex is not None:
             wrench = _ZERO_WRENCH if self.force_missing else observation.wrench
             action = self.grip_reflex(

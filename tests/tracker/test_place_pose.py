@@ -88,6 +88,12 @@ def test_a_carry_toward_the_pad_ends_over_it_and_comes_down_there():
     assert up.ee_velocity[2] == pytest.approx(0.03)  # a lift is kept, a descent is not
     over = servo(head(vz=0.03), observe((0.095, 0.0)), carrying=True)
     np.testing.assert_allclose(over.ee_velocity[:3], [0.02, 0.0, -0.02], atol=1e-6)
+    high = servo(head(), observe((0.095, 0.0), z=0.1), carrying=True, pick_z=0.03)
+    assert high.ee_velocity[2] == pytest.approx(-0.1)  # 6 cm above the landing: fast
+    near = servo(head(), observe((0.095, 0.0), z=0.05), carrying=True, pick_z=0.03)
+    assert near.ee_velocity[2] == pytest.approx(-0.04)  # slowing: 4 /s x 1 cm
+    low = servo(head(), observe((0.095, 0.0), z=0.04), carrying=True, pick_z=0.035)
+    assert low.ee_velocity[2] == pytest.approx(-0.02)  # the last centimetre: lower_speed
 
 
 def test_a_lift_in_place_or_a_carry_elsewhere_stays_the_heads():
