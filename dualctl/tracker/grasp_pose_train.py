@@ -11,7 +11,6 @@ from the frames as they are: a shifted frame shows the object somewhere else on 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +21,11 @@ from torch.nn import functional
 from dualctl.config import TrainerConfig
 from dualctl.data.dataset import EpisodeStore
 from dualctl.data.privileged import QUARTER_TURNS
-from dualctl.errors import DataError
 from dualctl.tracker.config import GraspPoseConfig
-from dualctl.tracker.frame_reader import ReaderConfig
 from dualctl.tracker.grasp_pose import STEM, XY_SCALE, GraspPoseNet
 from dualctl.tracker.lit import random_shift
 from dualctl.tracker.model import images_to_float
-from dualctl.tracker.reader_train import export_reader, fit_reader, frame_loader
-from dualctl.tracker.train import split_episodes
+from dualctl.tracker.reader_train import ReaderRecipe, predictions, train_reader
 
 
 def known_frames(store: EpisodeStore, episodes: list[int]) -> np.ndarray:
@@ -88,48 +84,35 @@ class GraspPoseLightning(pl.LightningModule):
         return torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=1e-4)
 
 
-def _loader(store: EpisodeStore, rows: np.ndarray, batch: int, shuffle: bool, seed: int):
-    labels = np.concatenate(
+def labels(store: EpisodeStore, rows: np.ndarray) -> np.ndarray:
+    """(sin, cos of 4 x yaw, x, y) of the object in the given frames."""
+    return np.concatenate(
         [store.arrays["object_yaw"][rows, :2], store.arrays["object_xy"][rows, :2]], 1
     )
-    return frame_loader(store.arrays["frames"][rows], labels, batch, shuffle, seed)
 
 
-@torch.no_grad()
 def median_errors(net: GraspPoseNet, store: EpisodeStore, rows: np.ndarray) -> dict:
     """Median object-yaw (rad) and object-place (m) errors of ``net`` on the given frames."""
-    net.eval()
-    pairs = [(net(images_to_float(f, net.config.image_size)), t)
-             for f, t in _loader(store, rows, 256, False, 0)]  # fmt: skip
-    predicted, target = torch.cat([p for p, _ in pairs]), torch.cat([t for _, t in pairs])
+    predicted, target = predictions(net, store, rows, labels(store, rows))
     return {
         "val_median_yaw_error_rad": float(yaw_errors(predicted, target).median()),
         "val_median_xy_error_m": float(xy_errors(predicted, target).median()),
     }
 
 
+def unfit(store: EpisodeStore, rows: np.ndarray) -> str:
+    if len(rows):
+        return ""
+    return ("has no frames with a known object pose (sim episodes record it in their "
+            "metadata; real ones do not)")  # fmt: skip
+
+
+RECIPE = ReaderRecipe(STEM, GraspPoseNet, GraspPoseLightning, known_frames, labels,
+                      median_errors, unfit)  # fmt: skip
+
+
 def train_grasp_pose(
     config: GraspPoseConfig, data: Path, run_dir: Path, seed: int, trainer_config: TrainerConfig
 ) -> dict:
     """Fit the reader on ``data``; write it to ``config.export``; returns the summary."""
-    started = time.monotonic()
-    torch.set_num_threads(trainer_config.threads)
-    pl.seed_everything(seed, workers=True)
-    store = EpisodeStore.load(data, camera=config.camera)
-    train_ids, val_ids = split_episodes(len(store), config.val_episodes)
-    train_rows, val_rows = known_frames(store, train_ids), known_frames(store, val_ids)
-    if not len(train_rows):
-        raise DataError(f"dataset {data} has no frames with a known object pose (sim episodes "
-                        "record it in their metadata; real ones do not)")  # fmt: skip
-    net = GraspPoseNet(
-        ReaderConfig(camera=config.camera, image_size=store.arrays["frames"].shape[1])
-    )
-    val = _loader(store, val_rows, 256, False, seed) if len(val_rows) else None
-    module = GraspPoseLightning(net, config.lr)
-    train = _loader(store, train_rows, config.batch_size, True, seed)
-    steps = fit_reader(module, train, val, config.steps, config.max_minutes, run_dir,
-                       trainer_config)  # fmt: skip
-    errors = median_errors(net, store, val_rows) if len(val_rows) else {}
-    return export_reader(net, STEM, config.export, run_dir, started, data=str(data), seed=seed,
-                         steps=steps, train_frames=len(train_rows), val_frames=len(val_rows),
-                         **errors)  # fmt: skip
+    return train_reader(RECIPE, config, data, run_dir, seed, trainer_config)

@@ -59,7 +59,11 @@ CARRY_ACCEL = 0.8
 LOADED_SHEAR = 0.3
 #: A carried object counts as set down once the head has asked to move down at more than
 #: SET_DOWN_SPEED (m/s) for SET_DOWN_S (s) more than not, each time while the arm moved down
-#: slower than a fifth of the asked speed.
+#: slower than a fifth of the asked speed, once it has been lifted LIFTED_M or carried
+#: CARRIED_ACROSS_M: set down where it was picked it has gone nowhere. Until then the head
+#: does not push it below the height it was picked at either (closed loop, Place seed 15 with
+#: 1 s of plan delay: lifted 6 mm, the late plan's hand still coming down pressed the block
+#: onto the table until the pads slid off it).
 SET_DOWN_SPEED, SET_DOWN_S = 0.005, 0.3
 #: Or once the wrist has been pushed up by more than SUPPORTED_WRIST_N (N, fz below minus it;
 #: a held mass reads +m g) for as long, the object carried at least CARRIED_ACROSS_M (m)
@@ -451,6 +455,8 @@ class GripReflex:
             velocity[:] = 0.0
             velocity[2] = -LOWER_SPEED
         elif self.probe.carried:
+            if self._pressing_where_picked(velocity, proprio):
+                velocity[2] = 0.0
             step = CARRY_ACCEL * dt
             linear = velocity[:3]
             np.minimum(linear, self._linear + step, out=linear)
@@ -490,12 +496,20 @@ class GripReflex:
         self.lowering = self.lowering or self._hovering_near_support(head, z, dt)
         if self.lowering:  # the reflex's own descent is what pushes
             head = np.array([0.0, 0.0, -LOWER_SPEED, 0.0])
-        blocked = head[2] < -SET_DOWN_SPEED and proprio[PROPRIO_VZ] > 0.2 * head[2]
+        moved = self._lifted or self._carried_across  # else it is still where it was picked
+        blocked = moved and head[2] < -SET_DOWN_SPEED and proprio[PROPRIO_VZ] > 0.2 * head[2]
         pressed = self._carried_across and wrench is not None and wrench[2] < -SUPPORTED_WRIST_N
         back_down = self._lifted and z <= self.grasp_z + PICK_HEIGHT_TOLERANCE_M
         supported = blocked or pressed or back_down
         self._pushing_s = max(0.0, self._pushing_s + (dt if supported else -dt))
         return self._pushing_s >= SET_DOWN_S
+
+    def _pressing_where_picked(self, velocity: np.ndarray, proprio: np.ndarray | None) -> bool:
+        """Whether the head pushes an object that has not yet been lifted or carried across
+        below the height it was picked at: into the support it still stands on."""
+        if proprio is None or self.grasp_z is None or self._lifted or self._carried_across:
+            return False
+        return velocity[2] < 0.0 and float(proprio[PROPRIO_Z]) <= self.grasp_z
 
     def _hovering_near_support(self, head: np.ndarray, z: float, dt: float) -> bool:
         """Whether the head has stopped lowering the object just above its pick height for

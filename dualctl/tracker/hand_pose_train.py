@@ -9,7 +9,6 @@ planner's imagined frames, which are softer than the camera's.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +18,10 @@ from torch.nn import functional
 
 from dualctl.config import TrainerConfig
 from dualctl.data.dataset import EpisodeStore
-from dualctl.errors import DataError
 from dualctl.tracker.config import HandPoseConfig
-from dualctl.tracker.frame_reader import ReaderConfig
 from dualctl.tracker.hand_pose import HAND_XYZ, SCALE_M, STEM, HandPoseNet
 from dualctl.tracker.model import images_to_float
-from dualctl.tracker.reader_train import export_reader, fit_reader, frame_loader
-from dualctl.tracker.train import split_episodes
+from dualctl.tracker.reader_train import ReaderRecipe, frame_loader, train_reader
 
 
 def episode_rows(store: EpisodeStore, episodes: list[int]) -> np.ndarray:
@@ -71,9 +67,9 @@ class HandPoseLightning(pl.LightningModule):
         return torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=1e-4)
 
 
-def _loader(store: EpisodeStore, rows: np.ndarray, batch: int, shuffle: bool, seed: int):
-    labels = store.arrays["proprio"][rows][:, HAND_XYZ]
-    return frame_loader(store.arrays["frames"][rows], labels, batch, shuffle, seed)
+def labels(store: EpisodeStore, rows: np.ndarray) -> np.ndarray:
+    """The recorded hand position (x, y, z) of the given frames."""
+    return store.arrays["proprio"][rows][:, HAND_XYZ]
 
 
 @torch.no_grad()
@@ -82,7 +78,8 @@ def median_errors(net: HandPoseNet, store: EpisodeStore, rows: np.ndarray) -> di
     on the frames as they are and blurred once."""
     net.eval()
     errors, soft_errors = [], []
-    for frames, target in _loader(store, rows, 256, False, 0):
+    for frames, target in frame_loader(store.arrays["frames"][rows], labels(store, rows), 256,
+                                       False, 0):  # fmt: skip
         images = images_to_float(frames, net.config.image_size)
         errors.append(net(images) - target)
         blurred = functional.avg_pool2d(images, 3, 1, 1, count_include_pad=False)
@@ -95,25 +92,16 @@ def median_errors(net: HandPoseNet, store: EpisodeStore, rows: np.ndarray) -> di
     }
 
 
+def unfit(store: EpisodeStore, rows: np.ndarray) -> str:
+    return "" if len(rows) else "has no frames to learn the hand from"
+
+
+RECIPE = ReaderRecipe(STEM, HandPoseNet, HandPoseLightning, episode_rows, labels,
+                      median_errors, unfit)  # fmt: skip
+
+
 def train_hand_pose(
     config: HandPoseConfig, data: Path, run_dir: Path, seed: int, trainer_config: TrainerConfig
 ) -> dict:
     """Fit the reader on ``data``; write it to ``config.export``; returns the summary."""
-    started = time.monotonic()
-    torch.set_num_threads(trainer_config.threads)
-    pl.seed_everything(seed, workers=True)
-    store = EpisodeStore.load(data, camera=config.camera)
-    if "frames" not in store.arrays or not len(store.arrays["frames"]):
-        raise DataError(f"dataset {data} has no '{config.camera}' frames to learn the hand from")
-    train_ids, val_ids = split_episodes(len(store), config.val_episodes)
-    train_rows, val_rows = episode_rows(store, train_ids), episode_rows(store, val_ids)
-    net = HandPoseNet(ReaderConfig(camera=config.camera,
-                                   image_size=store.arrays["frames"].shape[1]))  # fmt: skip
-    val = _loader(store, val_rows, 256, False, seed) if len(val_rows) else None
-    train = _loader(store, train_rows, config.batch_size, True, seed)
-    steps = fit_reader(HandPoseLightning(net, config.lr), train, val, config.steps,
-                       config.max_minutes, run_dir, trainer_config)  # fmt: skip
-    errors = median_errors(net, store, val_rows) if len(val_rows) else {}
-    return export_reader(net, STEM, config.export, run_dir, started, data=str(data), seed=seed,
-                         steps=steps, train_frames=len(train_rows), val_frames=len(val_rows),
-                         **errors)  # fmt: skip
+    return train_reader(RECIPE, config, data, run_dir, seed, trainer_config)

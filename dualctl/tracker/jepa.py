@@ -125,14 +125,20 @@ class JepaTracker(Tracker):
         settings = config.grasp_pose
         if not (settings.enabled and settings.checkpoint):
             return None, None
-        reader = load_grasp_pose(settings.checkpoint)
-        if reader.config.camera not in self.cameras:
-            raise ConfigError("tracker.grasp_pose.checkpoint", settings.checkpoint,
-                              f"a reader of a camera this tracker reads {self.cameras}, not "
-                              f"'{reader.config.camera}'")  # fmt: skip
+        reader = self._scene_reader("grasp_pose", settings.checkpoint, load_grasp_pose)
         servo = GraspServo(settings.gain, settings.max_rate, settings.xy_gain, settings.max_speed,
                            settings.reach_m, settings.below_m)  # fmt: skip
         return reader, servo
+
+    def _scene_reader(self, key: str, checkpoint: str, load):
+        """The reader ``load`` finds in ``checkpoint``, which must read a camera this tracker
+        reads (else a ConfigError on ``tracker.<key>.checkpoint``)."""
+        reader = load(checkpoint)
+        if reader.config.camera not in self.cameras:
+            raise ConfigError(f"tracker.{key}.checkpoint", checkpoint,
+                              f"a reader of a camera this tracker reads {self.cameras}, not "
+                              f"'{reader.config.camera}'")  # fmt: skip
+        return reader
 
     def _hand_pose(self, config: TrackerConfig) -> tuple[HandPoseNet | None, CarryServo | None]:
         """The hand-pose reader and the carry servo when one is set and enabled."""
@@ -153,11 +159,7 @@ class JepaTracker(Tracker):
         settings = config.place_pose
         if not (settings.enabled and settings.checkpoint and self.grip_reflex is not None):
             return None, None
-        reader = load_place_pose(settings.checkpoint)
-        if reader.config.camera not in self.cameras:
-            raise ConfigError("tracker.place_pose.checkpoint", settings.checkpoint,
-                              f"a reader of a camera this tracker reads {self.cameras}, not "
-                              f"'{reader.config.camera}'")  # fmt: skip
+        reader = self._scene_reader("place_pose", settings.checkpoint, load_place_pose)
         servo = PlaceServo(settings.gain, settings.max_speed, settings.engage_m,
                            settings.min_cosine, settings.over_m, settings.lower_speed)  # fmt: skip
         return reader, servo

@@ -7,7 +7,6 @@ validation episodes' presence accuracy and median place error.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +16,10 @@ from torch.nn import functional
 
 from dualctl.config import TrainerConfig
 from dualctl.data.dataset import EpisodeStore
-from dualctl.errors import DataError
 from dualctl.tracker.config import PlacePoseConfig
-from dualctl.tracker.frame_reader import ReaderConfig
 from dualctl.tracker.model import images_to_float
 from dualctl.tracker.place_pose import STEM, XY_SCALE, PlacePoseNet
-from dualctl.tracker.reader_train import export_reader, fit_reader, frame_loader
-from dualctl.tracker.train import split_episodes
+from dualctl.tracker.reader_train import ReaderRecipe, predictions, train_reader
 
 
 def untouched_frames(store: EpisodeStore, episodes: list[int]) -> np.ndarray:
@@ -79,43 +75,30 @@ class PlacePoseLightning(pl.LightningModule):
         return torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=1e-4)
 
 
-def _loader(store: EpisodeStore, rows: np.ndarray, batch: int, shuffle: bool, seed: int):
-    labels = store.arrays["pad"][rows, :3]
-    return frame_loader(store.arrays["frames"][rows], labels, batch, shuffle, seed)
+def labels(store: EpisodeStore, rows: np.ndarray) -> np.ndarray:
+    """(x, y, present) of the target pad in the given frames."""
+    return store.arrays["pad"][rows, :3]
 
 
-@torch.no_grad()
 def validation_errors(net: PlacePoseNet, store: EpisodeStore, rows: np.ndarray) -> dict:
     """:func:`errors` of ``net`` on the given frames, keys prefixed ``val_``."""
-    net.eval()
-    pairs = [(net(images_to_float(f, net.config.image_size)), t)
-             for f, t in _loader(store, rows, 256, False, 0)]  # fmt: skip
-    predicted, target = torch.cat([p for p, _ in pairs]), torch.cat([t for _, t in pairs])
+    predicted, target = predictions(net, store, rows, labels(store, rows))
     return {f"val_{k}": v for k, v in errors(predicted, target).items()}
+
+
+def unfit(store: EpisodeStore, rows: np.ndarray) -> str:
+    if len(rows) and store.arrays["pad"][rows, 2].any():
+        return ""
+    return ("has no frames of a scene with a target pad before a touch (sim episodes of Place "
+            "record one in their metadata)")  # fmt: skip
+
+
+RECIPE = ReaderRecipe(STEM, PlacePoseNet, PlacePoseLightning, untouched_frames, labels,
+                      validation_errors, unfit)  # fmt: skip
 
 
 def train_place_pose(
     config: PlacePoseConfig, data: Path, run_dir: Path, seed: int, trainer_config: TrainerConfig
 ) -> dict:
     """Fit the reader on ``data``; write it to ``config.export``; returns the summary."""
-    started = time.monotonic()
-    torch.set_num_threads(trainer_config.threads)
-    pl.seed_everything(seed, workers=True)
-    store = EpisodeStore.load(data, camera=config.camera)
-    train_ids, val_ids = split_episodes(len(store), config.val_episodes)
-    train_rows, val_rows = untouched_frames(store, train_ids), untouched_frames(store, val_ids)
-    if not len(train_rows) or not store.arrays["pad"][train_rows, 2].any():
-        raise DataError(f"dataset {data} has no frames of a scene with a target pad before a "
-                        "touch (sim episodes of Place record one in their metadata)")  # fmt: skip
-    net = PlacePoseNet(
-        ReaderConfig(camera=config.camera, image_size=store.arrays["frames"].shape[1])
-    )
-    val = _loader(store, val_rows, 256, False, seed) if len(val_rows) else None
-    module = PlacePoseLightning(net, config.lr)
-    train = _loader(store, train_rows, config.batch_size, True, seed)
-    steps = fit_reader(module, train, val, config.steps, config.max_minutes, run_dir,
-                       trainer_config)  # fmt: skip
-    found = validation_errors(net, store, val_rows) if len(val_rows) else {}
-    return export_reader(net, STEM, config.export, run_dir, started, data=str(data), seed=seed,
-                         steps=steps, train_frames=len(train_rows), val_frames=len(val_rows),
-                         **found)  # fmt: skip
+    return train_reader(RECIPE, config, data, run_dir, seed, trainer_config)

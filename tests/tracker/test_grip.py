@@ -300,16 +300,29 @@ def proprio(z: float, vz: float) -> np.ndarray:
 
 def test_reflex_lets_go_of_an_object_held_down_on_a_support_and_lifts_clear():
     reflex, t = carrying_reflex(), 0.0
+    reflex(head_action(0.01, vz=0.05), tactile(20, 1), t, proprio(0.07, 0.05))  # lifted 4 cm
     while reflex.state == "carrying" and t < 2.0:
         t += 0.005
-        action = reflex(head_action(0.01, vz=-0.05), tactile(20, 1), t, proprio(0.03, 0.0))
+        action = reflex(head_action(0.01, vz=-0.05), tactile(20, 1), t, proprio(0.05, 0.0))
     assert SET_DOWN_S <= t <= SET_DOWN_S + 0.02
     assert reflex.state == "releasing" and action.gripper.width_m == GRIPPER_STROKE_M
     assert np.allclose(action.ee_velocity, [0.0, 0.0, RETREAT_SPEED, 0.0])
-    still = reflex(head_action(0.01, vz=-0.05), tactile(0, 0), t + 0.1, proprio(0.05, 0.05))
+    still = reflex(head_action(0.01, vz=-0.05), tactile(0, 0), t + 0.1, proprio(0.07, 0.05))
     assert still.gripper.width_m == GRIPPER_STROKE_M  # 2 cm up: not clear yet
-    back = reflex(head_action(0.09, vz=-0.05), tactile(0, 0), t + 0.2, proprio(0.03 + RETREAT_M, 0))
+    back = reflex(head_action(0.09, vz=-0.05), tactile(0, 0), t + 0.2, proprio(0.05 + RETREAT_M, 0))
     assert reflex.state == "open" and back.ee_velocity[2] == pytest.approx(-0.05)
+
+
+def test_reflex_keeps_an_object_pushed_down_where_it_was_picked():
+    reflex = carrying_reflex(picked_at_z=0.03)
+    reflex(head_action(0.01, vz=0.05), tactile(20, 1), 0.0, proprio(0.036, 0.05))  # 6 mm up
+    for step in range(1, 400):  # a late plan's hand still coming down: the arm is blocked
+        action = reflex(head_action(0.01, vz=-0.05), tactile(20, 1), step * 0.005,
+                        proprio(0.03, 0.0))  # fmt: skip
+    assert reflex.state == "carrying"
+    assert action.ee_velocity[2] == 0.0  # not pressed into the table it still stands on
+    above = reflex(head_action(0.01, vz=-0.05), tactile(20, 1), 2.0, proprio(0.034, 0.0))
+    assert above.ee_velocity[2] < 0.0  # above the pick height the head may lower it
 
 
 @pytest.mark.parametrize("measured_vz", [-0.05, None])

@@ -1,6 +1,6 @@
 """The place-pose reader and servo: the servo leaves a lift in place and a carry elsewhere to
 the head, takes a carry that heads for the pad over its centre without letting it down, then
-lowers it there; it does nothing without a pad or a carried object; the reader learns whether
+lowers it there (fast down to just above the height it was picked at); it does nothing without a pad or a carried object; the reader learns whether
 there is a pad and where from frames, round-trips through its checkpoint, and bad checkpoints
 and settings give clear errors; the tracker wires both in."""
 
