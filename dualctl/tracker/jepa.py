@@ -286,8 +286,8 @@ READERS = {
 
 
 def with_own_readers(config: TrackerConfig, checkpoint_dir: Path) -> TrackerConfig:
-    """``config`` reading the grasp-, hand- and place-pose readers the tracker checkpoint ships beside
-    its weights where no other reader is named (``tracker.<reader>.checkpoint`` empty)."""
+    """``config`` reading the grasp-, hand- and place-pose readers the tracker checkpoint ships
+    beside its weights where no other reader is named (``tracker.<reader>.checkpoint`` empty)."""
     for key, weights in READERS.items():
         settings = getattr(config, key)
         if not settings.checkpoint and (checkpoint_dir / weights).is_file():

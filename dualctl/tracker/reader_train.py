@@ -148,8 +148,9 @@ def train_reader(
         return frame_loader(frames[rows], recipe.labels(store, rows), batch, shuffle, seed)
 
     val = loader(val_rows, 256, False) if len(val_rows) else None
-    steps = fit_reader(recipe.lightning(net, config.lr), loader(train_rows, config.batch_size, True),
-                       val, config.steps, config.max_minutes, run_dir, trainer_config)  # fmt: skip
+    train = loader(train_rows, config.batch_size, True)
+    steps = fit_reader(recipe.lightning(net, config.lr), train, val, config.steps,
+                       config.max_minutes, run_dir, trainer_config)  # fmt: skip
     found = recipe.validate(net, store, val_rows) if len(val_rows) else {}
     return export_reader(net, recipe.stem, config.export, run_dir, started, data=str(data),
                          seed=seed, steps=steps, train_frames=len(train_rows),
