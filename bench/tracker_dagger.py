@@ -17,7 +17,7 @@ demos use, shows where the tracker went, not where the reference led; with it th
     MUJOCO_GL=egl python bench/tracker_dagger.py --out data/sim_dagger
         [--checkpoint checkpoints/tracker] [--episodes 40] [--seed 5000] [--beta 0.5]
         [--align clock|state] [--planner checkpoints/planner] [--lookahead S]
-        [--teacher script|state]
+        [--teacher script|state] [--grasp-pose|--hand-pose|--place-pose FOLDER|off]
 
 Resumable: episodes already in ``--out`` are kept and counted, not rolled out again (each
 episode draws its beta-mixing from its own seed, so a resumed round equals an uninterrupted
@@ -225,13 +225,18 @@ def main() -> None:
     parser.add_argument("--hand-pose", default="",
                         help="the hand-pose reader whose servo carries toward the reference's "
                         "hand: a folder, 'off', or '' for the one the checkpoint ships (if any)")  # fmt: skip
+    parser.add_argument("--place-pose", default="",
+                        help="the place-pose reader whose servo takes a carry over the pad: a "
+                        "folder, 'off', or '' for the one the checkpoint ships (if any)")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     planner = load_planner(args.planner, threads=1) if args.planner else None
     config = SimConfig(split="train")
     out, tasks = Path(args.out), args.tasks.split(",")
     try:
-        choices = with_reader_choices(Path(args.checkpoint), args.grasp_pose, args.hand_pose)
+        choices = with_reader_choices(
+            Path(args.checkpoint), args.grasp_pose, args.hand_pose, args.place_pose
+        )
         tracker = load_tracker(args.checkpoint, config=choices, lookahead_s=args.lookahead or None)
     except (CheckpointError, ConfigError) as error:
         parser.error(str(error))
