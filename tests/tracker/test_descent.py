@@ -170,12 +170,19 @@ def test_a_push_on_the_wrist_stops_the_descent_and_closes_the_hand_in_place():
     assert action.gripper.width_m == 0.0 and not action.ee_velocity[:3].any()
 
 
-def test_an_arm_that_stops_going_down_stops_the_descent():
+def test_an_arm_that_stops_going_down_rises_off_the_floor_then_closes():
     descent, t = descending()
     for _ in range(round((d.SETTLE_S + d.BLOCKED_S) / TICK) + 2):  # held at the floor
         t += TICK
-        descent(head(), observe(t, z=0.02), OBJECT, "open")
+        action = descent(head(), observe(t, z=0.02), OBJECT, "open")
+    assert descent.phase == "backing off"
+    assert action.ee_velocity[2] == pytest.approx(d.DESCENT_SPEED)
+    assert action.gripper.width_m == GRIPPER_STROKE_M, "still open: the tips are on the table"
+    action = descent(head(), observe(t + TICK, z=0.02 + d.BACKOFF_M / 2), OBJECT, "open")
+    assert descent.phase == "backing off" and action.ee_velocity[2] > 0.0
+    action = descent(head(), observe(t + 2 * TICK, z=0.02 + d.BACKOFF_M), OBJECT, "open")
     assert descent.phase == "grasping"
+    assert action.gripper.width_m == 0.0 and not action.ee_velocity[:3].any()
 
 
 def test_a_touch_stops_the_descent_at_once():
