@@ -7,13 +7,14 @@ the stage splits by task):
 1. touch demos: ``bench/tracker_touch_demos.py`` (the touch teacher, ``--demos`` per task);
 2. readers: ``dualctl train grasp-pose`` and ``place-pose`` on the sim dataset, into the final
    folder, so every rollout below runs with the servos the shipped tracker runs with;
-3. behaviour cloning: ``dualctl train tracker tracker=sim`` on the touch demos;
+3. behaviour cloning: ``dualctl train tracker tracker=recipe`` on the touch demos;
 4. DAgger round 1: ``bench/tracker_dagger.py`` rollouts of the BC tracker (beta 0.5, then 0.2),
-   then ``tracker=dagger`` from the BC weights on everything aggregated;
-5. DAgger round 2: rollouts of round 1 (beta 0.3), then ``tracker=oracle`` from the BC weights.
+   then ``tracker=recipe_round1`` from the BC weights on everything aggregated;
+5. DAgger round 2: rollouts of round 1 (beta 0.3), then ``tracker=recipe_round2`` from the BC
+   weights (``configs/tracker/recipe*.yaml``).
 
     MUJOCO_GL=egl python bench/tracker_recipe.py [--work out/recipe] [--seed 0]
-        [--demos 120] [--bc-steps 1400] [--round1-steps 1000] [--round2-steps 1200]
+        [--demos 120] [--bc-steps N] [--round1-steps N] [--round2-steps N]
 
 The tracker lands in ``<work>/tracker`` with its readers; measure it with
 ``bench/tracker_oracle.py --checkpoint <work>/tracker``. Resumable: finished stages are recorded
@@ -49,11 +50,12 @@ def _stages(args: argparse.Namespace) -> list[tuple[str, list[list[str]]]]:
     train = [str(Path(py).parent / "dualctl"), "train"]
     common = [f"seed={seed}", "trainer.threads=2"]
 
-    def tracker(recipe: str, data: Path, init: Path | None, export: Path, steps: int):
+    def tracker(recipe: str, data: Path, init: Path | None, export: Path, steps: int | None):
         init_arg = [f"tracker.train.init={init}"] if init else []
+        steps_arg = [f"tracker.train.max_steps={steps}"] if steps else []
         return [*train, "tracker", f"tracker={recipe}", f"data={data}", *common, *init_arg,
-                f"tracker.train.export={export}", f"tracker.train.max_steps={steps}",
-                "tracker.train.max_minutes=30", f"out={work / 'runs' / export.name}"]  # fmt: skip
+                *steps_arg, f"tracker.train.export={export}",
+                f"out={work / 'runs' / export.name}"]  # fmt: skip
 
     def rollouts(out: Path, demos: Path, checkpoint: Path, episodes: int, first: int, beta):
         return [[py, "bench/tracker_dagger.py", "--out", str(out), "--demos", str(demos),
@@ -73,12 +75,12 @@ def _stages(args: argparse.Namespace) -> list[tuple[str, list[list[str]]]]:
         ("touch demos", demos),
         ("grasp-pose reader", [reader("grasp-pose")]),
         ("place-pose reader", [reader("place-pose")]),
-        ("behaviour cloning", [tracker("sim", touch, None, bc, args.bc_steps)]),
+        ("behaviour cloning", [tracker("recipe", touch, None, bc, args.bc_steps)]),
         ("round 1 rollouts, beta 0.5", rollouts(dagger1, touch, bc, 40, 5000, 0.5)),
         ("round 1 rollouts, beta 0.2", rollouts(dagger1, touch, bc, 60, 6000, 0.2)),
-        ("round 1 training", [tracker("dagger", dagger1, bc, r1, args.round1_steps)]),
+        ("round 1 training", [tracker("recipe_round1", dagger1, bc, r1, args.round1_steps)]),
         ("round 2 rollouts, beta 0.3", rollouts(dagger2, dagger1, r1, 60, 7000, 0.3)),
-        ("round 2 training", [tracker("oracle", dagger2, bc, final, args.round2_steps)]),
+        ("round 2 training", [tracker("recipe_round2", dagger2, bc, final, args.round2_steps)]),
     ]
 
 
@@ -99,9 +101,9 @@ def main() -> None:
     parser.add_argument("--data", default="data/sim", help="the sim dataset (readers)")
     parser.add_argument("--seed", type=int, default=0, help="training seed of every stage")
     parser.add_argument("--demos", type=int, default=120, help="touch demos per task")
-    parser.add_argument("--bc-steps", type=int, default=1400)
-    parser.add_argument("--round1-steps", type=int, default=1000)
-    parser.add_argument("--round2-steps", type=int, default=1200)
+    for stage in ("bc", "round1", "round2"):
+        parser.add_argument(f"--{stage}-steps", type=int, default=None,
+                            help="training steps of that stage (default: its config's)")  # fmt: skip
     parser.add_argument("--json", default=str(RESULTS / "tracker_recipe.json"))
     args = parser.parse_args()
     work = Path(args.work)

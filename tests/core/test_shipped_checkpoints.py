@@ -9,6 +9,7 @@ import pytest
 from dualctl.config import load_config
 from dualctl.errors import DualctlError
 from dualctl.runtime.factories import load_runtime_tracker
+from dualctl.tracker.checkpoint import read_checkpoint_config
 from dualctl.types import PROPRIO_DIM, TACTILE_SHAPE, Observation
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
@@ -18,9 +19,9 @@ TRACKERS = sorted(p.name for p in CHECKPOINTS.glob("tracker*") if p.is_dir())
 def test_every_shipped_tracker_is_there():
     shipped = {
         "tracker",
-        "tracker_dagger2",
         "tracker_oracle",
         "tracker_overhead",
+        "tracker_recipe",
     }
     assert shipped <= set(TRACKERS)
 
@@ -41,6 +42,16 @@ def test_a_shipped_tracker_loads_and_acts(name):
                               np.zeros(6, np.float32), np.zeros(TACTILE_SHAPE, np.float32))  # fmt: skip
     action = tracker.act(observation, latent, reference)
     assert np.isfinite(action.to_array()).all()
+
+
+def test_the_recipe_tracker_runs_with_the_readers_its_recipe_trained():
+    recipe = CHECKPOINTS / "tracker_recipe"
+    tracker = load_runtime_tracker(load_config([f"tracker.checkpoint={recipe}"]))
+    assert tracker.grasp_servo is not None and tracker.place_servo is not None
+    assert tracker.carry_servo is None
+    saved = read_checkpoint_config(recipe).train  # trained by its recipe's last stage
+    last = load_config(["tracker=recipe_round2"]).tracker.train
+    assert (saved.max_steps, saved.lr, saved.init) == (last.max_steps, last.lr, last.init)
 
 
 def test_all_shipped_checkpoints_stay_under_30_mb():
