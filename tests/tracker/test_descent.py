@@ -97,7 +97,29 @@ def test_an_open_hand_bobbing_over_the_object_goes_down_after_a_while():
     assert descent.phase == "watching"
     action, _ = bob(descent, 0.1, amplitude_m=0.02, start=d.HOVER_S - 0.05)
     assert descent.phase == "descending"
+    assert action.ee_velocity[2] == pytest.approx(-d.FAST_DESCENT_SPEED), "high up: fast"
+
+
+def test_a_high_hand_goes_down_fast_until_something_could_reach_it():
+    descent, t = GuardedDescent(), 0.0
+    for _ in range(round((d.STILL_S + 0.01) / TICK)):
+        action = descent(head(), observe(t, z=0.09), OBJECT, "open")
+        t += TICK
+    assert descent.phase == "descending"
+    assert action.ee_velocity[2] == pytest.approx(-d.FAST_DESCENT_SPEED)
+    action = descent(head(), observe(t, z=d.FAST_ABOVE_Z_M - 0.001), OBJECT, "open")
     assert action.ee_velocity[2] == pytest.approx(-d.DESCENT_SPEED)
+
+
+def test_a_hand_creeping_down_slower_than_the_hover_drop_goes_down_after_a_while():
+    # Oracle bench, Slippery 4005: the head crept the open hand down ~0.8 cm/s from 12 cm.
+    descent, t = GuardedDescent(), 0.0
+    creep = 0.8 * d.HOVER_DROP_M / d.HOVER_S
+    while descent.phase == "watching" and t < 3 * d.HOVER_S:
+        descent(head((0.0, 0.0, -creep)), observe(t, z=0.12 - creep * t), OBJECT, "open")
+        t += TICK
+    assert descent.phase == "descending"
+    assert t == pytest.approx(d.HOVER_S, abs=2 * TICK)
 
 
 def test_a_hand_coming_down_over_the_object_or_too_high_is_left_to_the_head():
