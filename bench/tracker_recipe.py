@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=120, help="touch demos per task")
     for stage in ("bc", "round1", "round2"):
         parser.add_argument(f"--{stage}-steps", type=int, default=None,
-                            help="training steps of that stage (default: its config's)")  # fmt: skip
+                            help="training steps of the stage (default: its config's)")  # fmt: skip
     parser.add_argument("--json", default=str(RESULTS / "tracker_recipe.json"))
     args = parser.parse_args()
     work = Path(args.work)

@@ -9,9 +9,10 @@ without coming closer, whatever the head asks), this takes the arm and lowers it
 :data:`DESCENT_SPEED` until something stops it (the pads feel a touch; the wrist feels a
 push, as from the palm on the object's top; or the arm stops going down: on every traced
 seed the workspace's floor, the open fingers straddling the block; from there it rises
-:data:`BACKOFF_M` first, so the fingertips leave the table), then asks the grip reflex to close, and keeps asking while the reflex closes, probes and carries, i.e. until it
-lets go (a set-down) or gives up (a missed or blocked grasp, after which the hand may try
-again). It is the classic guarded move: no model of the object's height, only contact.
+:data:`BACKOFF_M` first, so the fingertips leave the table), then asks the grip reflex to
+close, and keeps asking while the reflex closes, probes and carries, i.e. until it lets go
+(a set-down) or gives up (a missed or blocked grasp, after which the hand may try again).
+It is the classic guarded move: no model of the object's height, only contact.
 
 A hand the head has shut on nothing above the object (Slippery seed 6: closed 6 cm above
 the block's centre and held there) counts as left hanging too: it opens in place first.
