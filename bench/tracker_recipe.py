@@ -110,7 +110,13 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     state_path = work / "recipe.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else {"stages": {}}
-    state["settings"] = {k: v for k, v in vars(args).items() if k != "json"}
+    settings = {k: v for k, v in vars(args).items() if k != "json"}
+    for key, before in state.get("settings", {}).items():
+        if settings.get(key) != before:
+            parser.error(f"--{key.replace('_', '-')}={settings.get(key)!r}, but {state_path} was "
+                         f"started with {before!r}: resume with the same settings or pick "
+                         "another --work")  # fmt: skip
+    state["settings"] = settings
     console = Console()
     for name, commands in _stages(args):
         if name in state["stages"]:
