@@ -38,7 +38,8 @@ from rich.table import Table
 
 from dualctl.data.episode import atomic_write_text
 
-RESULTS = Path(__file__).resolve().parent / "results"
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
 TASK_HALVES = ("Lift,Fragile", "Slippery,Place")
 
 
@@ -58,7 +59,7 @@ def _stages(args: argparse.Namespace) -> list[tuple[str, list[list[str]]]]:
                 f"out={work / 'runs' / export.name}"]  # fmt: skip
 
     def rollouts(out: Path, demos: Path, checkpoint: Path, episodes: int, first: int, beta):
-        return [[py, "bench/tracker_dagger.py", "--out", str(out), "--demos", str(demos),
+        return [[py, str(BENCH / "tracker_dagger.py"), "--out", str(out), "--demos", str(demos),
                  "--checkpoint", str(checkpoint), "--episodes", str(episodes),
                  "--seed", str(first), "--beta", str(beta), "--tasks", half,
                  "--grasp-pose", str(final), "--place-pose", str(final)]
@@ -69,7 +70,7 @@ def _stages(args: argparse.Namespace) -> list[tuple[str, list[list[str]]]]:
         return [*train, kind, f"tracker={key}", f"data={args.data}", *common,
                 f"tracker.{key}.export={final}", f"out={work / 'runs' / key}"]  # fmt: skip
 
-    demos = [[py, "bench/tracker_touch_demos.py", "--out", str(touch), "--episodes",
+    demos = [[py, str(BENCH / "tracker_touch_demos.py"), "--out", str(touch), "--episodes",
               str(args.demos), "--tasks", half] for half in TASK_HALVES]  # fmt: skip
     return [
         ("touch demos", demos),
