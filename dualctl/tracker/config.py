@@ -265,6 +265,10 @@ class HandPoseConfig(ReaderTrainingConfig):
         max_accel: servo acceleration limit (m/s^2) per axis.
         engage_m: the servo engages once the reference's hand is this far (m) across the table
             from the hand (0: as soon as it carries).
+        lift_m: before that, a carrying hand rises toward the reference's hand once that is
+            more than this (m) higher (never slower than the head asks); a large value turns
+            it off.
+        lift_speed: at up to this speed (m/s).
     """
 
     enabled: bool = False
@@ -273,6 +277,8 @@ class HandPoseConfig(ReaderTrainingConfig):
     max_speed: float = 0.1
     max_accel: float = 1.0
     engage_m: float = 0.05
+    lift_m: float = 0.005
+    lift_speed: float = 0.03
     steps: int = 3000
     export: str = "out/hand_pose"
 
@@ -281,6 +287,8 @@ class HandPoseConfig(ReaderTrainingConfig):
         check_range("tracker.hand_pose.max_speed", self.max_speed, 0.0, 1.0)
         check_range("tracker.hand_pose.max_accel", self.max_accel, 0.01, 100.0)
         check_range("tracker.hand_pose.engage_m", self.engage_m, 0.0, 1.0)
+        check_range("tracker.hand_pose.lift_m", self.lift_m, 0.0, 10.0)
+        check_range("tracker.hand_pose.lift_speed", self.lift_speed, 0.0, 1.0)
         self.check_training("tracker.hand_pose")
 
 

@@ -79,6 +79,15 @@ class CarryServo:
     is down within the grip reflex's set-down band of the height this hand picked its object
     at: the reference sets the object down there.
 
+    Before it engages, a carried object's lift is the head's, but never slower than toward the
+    reference's hand, at up to ``lift_speed`` (m/s), once that is more than ``lift_m`` (m)
+    higher (z only; inf: never): a head that stops the lift short of the reference's height
+    leaves the object under the task's mark (oracle bench, Slippery seeds 4006 and 4035 of the
+    recipe's seed-1 tracker: lifted 9.5-10 cm of the 10 cm and sagging there, the reference
+    13 cm up). Slowly, since it only has to finish a lift: at ``max_speed`` (0.1 m/s) a heavy
+    slippery block slid 7 mm down the pads in the first 8 cm and went on creeping
+    (Slippery 4013 of the seed-2 tracker, dropped).
+
     When the reference's hand has come down by :data:`DESCENT_M` from its highest, to within
     the grip reflex's set-down band of the height this hand picked its object at, and then
     rises again by :data:`RISE_M`, the reference has set its object down and let go; this hand
@@ -86,9 +95,18 @@ class CarryServo:
     :data:`SET_DOWN_SPEED` until the grip reflex feels the support and lets go.
     """
 
-    def __init__(self, gain: float, max_speed: float, max_accel: float, engage_m: float = 0.0):
+    def __init__(
+        self,
+        gain: float,
+        max_speed: float,
+        max_accel: float,
+        engage_m: float = 0.0,
+        lift_m: float = float("inf"),
+        lift_speed: float = 0.03,
+    ):
         self.gain, self.max_speed = gain, max_speed
         self.max_accel, self.engage_m = max_accel, engage_m
+        self.lift_m, self.lift_speed = lift_m, lift_speed
         self.reset()
 
     def reset(self) -> None:
@@ -111,16 +129,32 @@ class CarryServo:
         height (m) when it took hold of what it carries (None: unknown, never set down)."""
         to_go = goal - observation.proprio[HAND_XYZ]
         self.engaged = self.engaged or float(np.hypot(to_go[0], to_go[1])) >= self.engage_m
-        if not self.engaged:
+        if self.engaged:
+            wanted = self._carry(action, goal, to_go, pick_z)
+        elif to_go[2] > self.lift_m:
+            wanted = action.ee_velocity[:3].copy()
+            wanted[2] = max(wanted[2], min(self.gain * float(to_go[2]), self.lift_speed))
+        else:
+            self._last = None
             return action
+        return self._limited(action, observation, wanted)
+
+    def _carry(
+        self, action: Action, goal: np.ndarray, to_go: np.ndarray, pick_z: float | None
+    ) -> np.ndarray:
+        """The engaged servo's (x, y, z) velocity (m/s) before the acceleration limit."""
         self._watch_for_set_down(float(goal[2]), pick_z)
         if self.setting_down:
-            wanted = np.array([0.0, 0.0, -SET_DOWN_SPEED])
-        else:
-            wanted = np.clip(self.gain * to_go, -self.max_speed, self.max_speed)
-            setting_down_there = pick_z is not None and goal[2] <= pick_z + SET_DOWN_BAND_M
-            if not setting_down_there:
-                wanted[2] = max(wanted[2], float(action.ee_velocity[2]))
+            return np.array([0.0, 0.0, -SET_DOWN_SPEED])
+        wanted = np.clip(self.gain * to_go, -self.max_speed, self.max_speed)
+        setting_down_there = pick_z is not None and goal[2] <= pick_z + SET_DOWN_BAND_M
+        if not setting_down_there:
+            wanted[2] = max(wanted[2], float(action.ee_velocity[2]))
+        return wanted
+
+    def _limited(self, action: Action, observation: Observation, wanted: np.ndarray) -> Action:
+        """``action`` with its (x, y, z) velocity moved toward ``wanted`` by at most
+        ``max_accel`` since the last tick (the first from the hand's measured velocity)."""
         now = observation.timestamp
         then, previous = self._last or (now, observation.proprio[HAND_VELOCITY])
         step = self.max_accel * max(now - then, 0.0)

@@ -150,8 +150,9 @@ class JepaTracker(Tracker):
             raise ConfigError("tracker.hand_pose.checkpoint", settings.checkpoint,
                               f"a reader of the camera plans imitate ('{config.camera}'), not "
                               f"'{reader.config.camera}'")  # fmt: skip
-        return reader, CarryServo(settings.gain, settings.max_speed, settings.max_accel,
-                                  settings.engage_m)  # fmt: skip
+        servo = CarryServo(settings.gain, settings.max_speed, settings.max_accel,
+                           settings.engage_m, settings.lift_m, settings.lift_speed)  # fmt: skip
+        return reader, servo
 
     def _place_pose(self, config: TrackerConfig) -> tuple[PlacePoseNet | None, PlaceServo | None]:
         """The place-pose reader and its servo when one is set and enabled (and the grip

@@ -122,6 +122,26 @@ def test_the_carry_servo_engages_only_when_the_reference_carries_across():
     assert not servo.engaged
 
 
+def test_before_it_engages_the_carry_servo_lifts_to_the_reference_height():
+    servo = CarryServo(gain=4.0, max_speed=0.1, max_accel=100.0, engage_m=0.05, lift_m=0.01,
+                       lift_speed=0.05)  # fmt: skip
+    higher = np.array([0.0, 0.0, 0.13])  # 3 cm above the hand: a straight lift not yet done
+    servo(head(), observe(), higher, None)  # the first tick starts from the measured velocity
+    action = servo(head(), observe(t=0.01), higher, None)
+    np.testing.assert_allclose(action.ee_velocity, [0.01, 0.02, 0.05, 0.4], atol=1e-6)
+    assert not servo.engaged  # across, the head still steers
+    near = servo(head(), observe(t=0.02), np.array([0.0, 0.0, 0.105]), None)
+    assert near.ee_velocity[2] == pytest.approx(0.03)  # within lift_m: the head's own lift
+    fast = Action(np.array([0.0, 0.0, 0.09, 0.0], np.float32), head().gripper)
+    moving = observe(t=0.03, velocity=(0.0, 0.0, 0.09))  # it starts again from the measured
+    slow_goal = servo(fast, moving, np.array([0.0, 0.0, 0.115]), None)
+    assert slow_goal.ee_velocity[2] == pytest.approx(0.09)
+    slow_goal = servo(fast, observe(t=0.04), np.array([0.0, 0.0, 0.115]), None)
+    assert slow_goal.ee_velocity[2] == pytest.approx(0.09)  # never slower than the head
+    off = CarryServo(gain=4.0, max_speed=0.1, max_accel=100.0, engage_m=0.05)
+    assert off(head(), observe(), higher, None).ee_velocity[2] == pytest.approx(0.03)
+
+
 def test_the_carry_servo_sets_down_where_the_reference_let_go():
     servo = CarryServo(gain=4.0, max_speed=0.1, max_accel=100.0)
     lift = [0.05, 0.08, 0.10, 0.10]  # the reference carries up and across...
