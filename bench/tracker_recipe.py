@@ -1,19 +1,16 @@
 """The tracker's whole training recipe from the sim dataset, every stage timed: the time #4 asks
 about ("training to these bars takes <= 20 minutes on this 2-core machine").
 
-Stages (each a ``dualctl`` command or a bench script, run as subprocesses; two at once where
-the stage splits by task or into two lanes):
+Stages (each a ``dualctl`` command or a bench script, run as subprocesses; two processes where
+the stage splits by task):
 
 1. touch demos: ``bench/tracker_touch_demos.py`` (the touch teacher, ``--demos`` per task);
-2. readers and behaviour cloning, in two one-thread lanes (two one-thread processes do these
-   small models' work sooner than one process on two threads): ``dualctl train grasp-pose``,
-   ``place-pose`` and ``hand-pose`` on the sim dataset one after the other, into the final
-   folder (the grasp- and place-pose servos run in every rollout below; the hand-pose one
-   carries on the oracle bench), beside ``dualctl train tracker tracker=recipe`` on the touch
-   demos;
-3. DAgger round 1: ``bench/tracker_dagger.py`` rollouts of the BC tracker (beta 0.5, then 0.2),
+2. readers: ``dualctl train grasp-pose`` and ``place-pose`` on the sim dataset, into the final
+   folder, so every rollout below runs with the servos the shipped tracker runs with;
+3. behaviour cloning: ``dualctl train tracker tracker=recipe`` on the touch demos;
+4. DAgger round 1: ``bench/tracker_dagger.py`` rollouts of the BC tracker (beta 0.5, then 0.2),
    then ``tracker=recipe_round1`` from the BC weights on everything aggregated;
-4. DAgger round 2: rollouts of round 1 (beta 0.3), then ``tracker=recipe_round2`` from the BC
+5. DAgger round 2: rollouts of round 1 (beta 0.3), then ``tracker=recipe_round2`` from the BC
    weights (``configs/tracker/recipe*.yaml``).
 
     MUJOCO_GL=egl python bench/tracker_recipe.py [--work out/recipe] [--seed 0]
@@ -46,69 +43,57 @@ RESULTS = BENCH / "results"
 TASK_HALVES = ("Lift,Fragile", "Slippery,Place")
 
 
-def _stages(args: argparse.Namespace) -> list[tuple[str, list[list[list[str]]]]]:
-    """(name, lanes run side by side, each a list of commands run in order) in order."""
+def _stages(args: argparse.Namespace) -> list[tuple[str, list[list[str]]]]:
+    """(name, commands run side by side) in order."""
     work, py, seed = Path(args.work), sys.executable, str(args.seed)
     touch, bc, r1 = work / "touch", work / "bc", work / "round1"
     dagger1, dagger2, final = work / "dagger1", work / "dagger2", work / "tracker"
     train = [str(Path(py).parent / "dualctl"), "train"]
+    common = [f"seed={seed}", "trainer.threads=2"]
 
-    def tracker(recipe: str, data: Path, init: Path | None, export: Path, steps: int | None,
-                threads: int = 2):  # fmt: skip
+    def tracker(recipe: str, data: Path, init: Path | None, export: Path, steps: int | None):
         init_arg = [f"tracker.train.init={init}"] if init else []
         steps_arg = [f"tracker.train.max_steps={steps}"] if steps else []
-        return [*train, "tracker", f"tracker={recipe}", f"data={data}", f"seed={seed}",
-                f"trainer.threads={threads}", *init_arg, *steps_arg,
-                f"tracker.train.export={export}", f"out={work / 'runs' / export.name}"]  # fmt: skip
+        return [*train, "tracker", f"tracker={recipe}", f"data={data}", *common, *init_arg,
+                *steps_arg, f"tracker.train.export={export}",
+                f"out={work / 'runs' / export.name}"]  # fmt: skip
 
     def rollouts(out: Path, demos: Path, checkpoint: Path, episodes: int, first: int, beta):
-        return [[[py, str(BENCH / "tracker_dagger.py"), "--out", str(out), "--demos", str(demos),
-                  "--checkpoint", str(checkpoint), "--episodes", str(episodes),
-                  "--seed", str(first), "--beta", str(beta), "--tasks", half,
-                  "--grasp-pose", str(final), "--place-pose", str(final)]]
+        return [[py, str(BENCH / "tracker_dagger.py"), "--out", str(out), "--demos", str(demos),
+                 "--checkpoint", str(checkpoint), "--episodes", str(episodes),
+                 "--seed", str(first), "--beta", str(beta), "--tasks", half,
+                 "--grasp-pose", str(final), "--place-pose", str(final)]
                 for half in TASK_HALVES]  # fmt: skip
 
     def reader(kind: str) -> list[str]:
         key = kind.replace("-", "_")
-        return [*train, kind, f"tracker={key}", f"data={args.data}", f"seed={seed}",
-                "trainer.threads=1", f"tracker.{key}.export={final}",
-                f"out={work / 'runs' / key}"]  # fmt: skip
+        return [*train, kind, f"tracker={key}", f"data={args.data}", *common,
+                f"tracker.{key}.export={final}", f"out={work / 'runs' / key}"]  # fmt: skip
 
-    demos = [[[py, str(BENCH / "tracker_touch_demos.py"), "--out", str(touch), "--episodes",
-               str(args.demos), "--tasks", half]] for half in TASK_HALVES]  # fmt: skip
-    readers = [reader(kind) for kind in ("grasp-pose", "place-pose", "hand-pose")]
-    cloning = [tracker("recipe", touch, None, bc, args.bc_steps, threads=1)]
+    demos = [[py, str(BENCH / "tracker_touch_demos.py"), "--out", str(touch), "--episodes",
+              str(args.demos), "--tasks", half] for half in TASK_HALVES]  # fmt: skip
     return [
         ("touch demos", demos),
-        ("readers and behaviour cloning", [readers, cloning]),
+        ("grasp-pose reader", [reader("grasp-pose")]),
+        ("place-pose reader", [reader("place-pose")]),
+        ("behaviour cloning", [tracker("recipe", touch, None, bc, args.bc_steps)]),
         ("round 1 rollouts, beta 0.5", rollouts(dagger1, touch, bc, 40, 5000, 0.5)),
         ("round 1 rollouts, beta 0.2", rollouts(dagger1, touch, bc, 60, 6000, 0.2)),
-        ("round 1 training", [[tracker("recipe_round1", dagger1, bc, r1, args.round1_steps)]]),
+        ("round 1 training", [tracker("recipe_round1", dagger1, bc, r1, args.round1_steps)]),
         ("round 2 rollouts, beta 0.3", rollouts(dagger2, dagger1, r1, 60, 7000, 0.3)),
-        ("round 2 training", [[tracker("recipe_round2", dagger2, bc, final, args.round2_steps)]]),
+        ("round 2 training", [tracker("recipe_round2", dagger2, bc, final, args.round2_steps)]),
     ]
 
 
-def _run_side_by_side(lanes: list[list[list[str]]], log: Path) -> None:
-    """Run the lanes at once, each lane's commands one after the other; stop at a failure."""
+def _run_side_by_side(commands: list[list[str]], log: Path) -> None:
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "OMP_NUM_THREADS": "1"}
-    queues = [list(lane) for lane in lanes]
-    running: list[subprocess.Popen | None] = [None] * len(queues)
     with log.open("a") as out:
-        while any(queues) or any(p is not None for p in running):
-            for i, process in enumerate(running):
-                if process is not None and process.poll() is None:
-                    continue
-                if process is not None and process.returncode:
-                    for other in running:
-                        if other is not None and other.poll() is None:
-                            other.kill()
-                    raise SystemExit(f"stage failed (log {log}): {' '.join(process.args)}")
-                command = queues[i].pop(0) if queues[i] else None
-                running[i] = command and subprocess.Popen(
-                    command, stdout=out, stderr=subprocess.STDOUT, env=env
-                )
-            time.sleep(0.5)
+        running = [subprocess.Popen(c, stdout=out, stderr=subprocess.STDOUT, env=env)
+                   for c in commands]  # fmt: skip
+        codes = [p.wait() for p in running]
+    if any(codes):
+        failed = [" ".join(c) for c, code in zip(commands, codes) if code]
+        raise SystemExit(f"stage failed (log {log}): {failed[0]}")
 
 
 def main() -> None:
@@ -134,13 +119,13 @@ def main() -> None:
                          "another --work")  # fmt: skip
     state["settings"] = settings
     console = Console()
-    for name, lanes in _stages(args):
+    for name, commands in _stages(args):
         if name in state["stages"]:
             console.print(f"[dim]{name}: done before ({state['stages'][name]:.0f} s)[/dim]")
             continue
-        console.print(f"[bold]{name}[/bold]: {len(lanes)} process(es) at once")
+        console.print(f"[bold]{name}[/bold]: {len(commands)} process(es)")
         started = time.monotonic()
-        _run_side_by_side(lanes, work / "recipe.log")
+        _run_side_by_side(commands, work / "recipe.log")
         state["stages"][name] = round(time.monotonic() - started, 1)
         atomic_write_text(state_path, json.dumps(state, indent=2))
     total = sum(state["stages"].values())
