@@ -41,6 +41,11 @@ READING_DIM = 3
 #: highest while carrying and then rose RISE_M (m); the hand then lowers at SET_DOWN_SPEED
 #: (m/s, the grip reflex's own set-down speed).
 DESCENT_M, RISE_M, SET_DOWN_SPEED = 0.02, 0.01, 0.02
+#: The servo finishes a lift the head stops short of (``lift_m``) only once the hand has carried
+#: its object this far (m) above where it picked it: lower, a grip found at the probe's pace
+#: may still slide if the lift quickens (oracle bench, Slippery 4011 of the recipe's seed-0
+#: tracker: carried at 34 N, raised at 3 cm/s from 4 cm, it slid out).
+LIFT_AFTER_M = 0.05
 
 
 class HandPoseNet(FrameReader):
@@ -81,12 +86,13 @@ class CarryServo:
 
     Before it engages, a carried object's lift is the head's, but never slower than toward the
     reference's hand, at up to ``lift_speed`` (m/s), once that is more than ``lift_m`` (m)
-    higher (z only; inf: never): a head that stops the lift short of the reference's height
-    leaves the object under the task's mark (oracle bench, Slippery seeds 4006 and 4035 of the
-    recipe's seed-1 tracker: lifted 9.5-10 cm of the 10 cm and sagging there, the reference
-    13 cm up). Slowly, since it only has to finish a lift: at ``max_speed`` (0.1 m/s) a heavy
-    slippery block slid 7 mm down the pads in the first 8 cm and went on creeping
-    (Slippery 4013 of the seed-2 tracker, dropped).
+    higher and the hand has carried the object :data:`LIFT_AFTER_M` up (z only; inf: never): a
+    head that stops the lift short of the reference's height leaves the object under the
+    task's mark (oracle bench, Slippery seeds 4006 and 4035 of the recipe's seed-1 tracker:
+    lifted 9.5-10 cm of the 10 cm and sagging there, the reference 13 cm up). Slowly, since it
+    only has to finish a lift: at ``max_speed`` (0.1 m/s) a heavy slippery block slid 7 mm
+    down the pads in the first 8 cm and went on creeping (Slippery 4013 of the seed-2 tracker,
+    dropped).
 
     When the reference's hand has come down by :data:`DESCENT_M` from its highest, to within
     the grip reflex's set-down band of the height this hand picked its object at, and then
@@ -131,13 +137,18 @@ class CarryServo:
         self.engaged = self.engaged or float(np.hypot(to_go[0], to_go[1])) >= self.engage_m
         if self.engaged:
             wanted = self._carry(action, goal, to_go, pick_z)
-        elif to_go[2] > self.lift_m:
+        elif to_go[2] > self.lift_m and self._lifted_from(observation, pick_z):
             wanted = action.ee_velocity[:3].copy()
             wanted[2] = max(wanted[2], min(self.gain * float(to_go[2]), self.lift_speed))
         else:
             self._last = None
             return action
         return self._limited(action, observation, wanted)
+
+    @staticmethod
+    def _lifted_from(observation: Observation, pick_z: float | None) -> bool:
+        """Whether the hand has carried its object LIFT_AFTER_M above where it picked it."""
+        return pick_z is not None and observation.proprio[HAND_XYZ[2]] >= pick_z + LIFT_AFTER_M
 
     def _carry(
         self, action: Action, goal: np.ndarray, to_go: np.ndarray, pick_z: float | None

@@ -22,6 +22,7 @@ from dualctl.tracker.hand_pose import (
     CONFIG,
     HAND_VELOCITY,
     HAND_XYZ,
+    LIFT_AFTER_M,
     SET_DOWN_SPEED,
     WEIGHTS,
     CarryServo,
@@ -126,20 +127,24 @@ def test_before_it_engages_the_carry_servo_lifts_to_the_reference_height():
     servo = CarryServo(gain=4.0, max_speed=0.1, max_accel=100.0, engage_m=0.05, lift_m=0.01,
                        lift_speed=0.05)  # fmt: skip
     higher = np.array([0.0, 0.0, 0.13])  # 3 cm above the hand: a straight lift not yet done
-    servo(head(), observe(), higher, None)  # the first tick starts from the measured velocity
-    action = servo(head(), observe(t=0.01), higher, None)
+    picked = 0.1 - LIFT_AFTER_M  # the hand (z 0.1) has carried its object far enough up
+    servo(head(), observe(), higher, picked)  # the first tick starts from the measured velocity
+    action = servo(head(), observe(t=0.01), higher, picked)
     np.testing.assert_allclose(action.ee_velocity, [0.01, 0.02, 0.05, 0.4], atol=1e-6)
     assert not servo.engaged  # across, the head still steers
-    near = servo(head(), observe(t=0.02), np.array([0.0, 0.0, 0.105]), None)
+    near = servo(head(), observe(t=0.02), np.array([0.0, 0.0, 0.105]), picked)
     assert near.ee_velocity[2] == pytest.approx(0.03)  # within lift_m: the head's own lift
     fast = Action(np.array([0.0, 0.0, 0.09, 0.0], np.float32), head().gripper)
     moving = observe(t=0.03, velocity=(0.0, 0.0, 0.09))  # it starts again from the measured
-    slow_goal = servo(fast, moving, np.array([0.0, 0.0, 0.115]), None)
+    slow_goal = servo(fast, moving, np.array([0.0, 0.0, 0.115]), picked)
     assert slow_goal.ee_velocity[2] == pytest.approx(0.09)
-    slow_goal = servo(fast, observe(t=0.04), np.array([0.0, 0.0, 0.115]), None)
+    slow_goal = servo(fast, observe(t=0.04), np.array([0.0, 0.0, 0.115]), picked)
     assert slow_goal.ee_velocity[2] == pytest.approx(0.09)  # never slower than the head
+    low = servo(head(), observe(t=0.05), higher, picked + 0.01)  # lifted under LIFT_AFTER_M
+    assert low.ee_velocity[2] == pytest.approx(0.03)
+    assert servo(head(), observe(t=0.06), higher, None).ee_velocity[2] == pytest.approx(0.03)
     off = CarryServo(gain=4.0, max_speed=0.1, max_accel=100.0, engage_m=0.05)
-    assert off(head(), observe(), higher, None).ee_velocity[2] == pytest.approx(0.03)
+    assert off(head(), observe(), higher, picked).ee_velocity[2] == pytest.approx(0.03)
 
 
 def test_the_carry_servo_sets_down_where_the_reference_let_go():
