@@ -256,6 +256,17 @@ def test_a_hand_reader_of_another_camera_is_refused(tmp_path, synthetic_dataset)
 def test_a_bad_carry_setting_names_its_field():
     with pytest.raises(ConfigError, match="tracker.hand_pose.max_speed"):
         load_config(["tracker.hand_pose.max_speed=-1"])
+    with pytest.raises(ConfigError, match="tracker.hand_pose.lift_speed"):
+        load_config(["tracker.hand_pose.lift_speed=2"])
+
+
+def test_the_tracker_builds_its_carry_servo_with_the_lift_settings(tmp_path, synthetic_dataset):
+    save_hand_pose(tmp_path / "reader", HandPoseNet(ReaderConfig(image_size=32)))
+    config, net = trained_parts(EpisodeStore.load(synthetic_dataset))
+    config.hand_pose = HandPoseConfig(checkpoint=str(tmp_path / "reader"), enabled=True,
+                                      lift_m=0.02, lift_speed=0.04)  # fmt: skip
+    servo = JepaTracker(net, config).carry_servo
+    assert (servo.lift_m, servo.lift_speed) == (0.02, 0.04)
 
 
 def test_the_benches_hand_pose_choice_selects_the_own_reader_none_or_another(tmp_path):
