@@ -19,10 +19,10 @@ the stage splits by task):
 The tracker lands in ``<work>/tracker`` with its readers; measure it with
 ``bench/tracker_oracle.py --checkpoint <work>/tracker`` (add ``--hand-pose checkpoints/tracker``
 for the carry servo: the recipe trains no hand-pose reader, a third reader would take it past
-20 minutes). Resumable: finished stages are recorded
-in ``<work>/recipe.json`` and skipped (their time kept); a stage cut short runs again (the
-demo and rollout scripts keep the episodes they have). Writes the stage times to
-``bench/results/tracker_recipe.json`` and prints them.
+20 minutes). Resumable: finished stages are recorded in ``<work>/recipe.json`` and skipped
+(their time kept); a stage cut short runs again (the demo and rollout scripts keep the
+episodes they have). Writes the stage times to ``bench/results/tracker_recipe.json`` and
+prints them.
 """
 
 from __future__ import annotations
