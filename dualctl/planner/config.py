@@ -128,8 +128,12 @@ class PlannerConfig:
             showing the decoded frames, so what does not move keeps its true pixels.
         change_threshold: with residual_decode, per-pixel changes below this (in [0, 1]
             intensity) count as sampling noise and fade out; 0 keeps every change.
-        composite: with residual_decode, "add" the decoded change to the real frame, or "mask":
-            replace the pixels that change by the decoded future (no ghost of what moved away).
+        composite: with residual_decode, "add" the decoded change to the real frame; "mask":
+            replace the pixels that change by the decoded future (no ghost of what moved away);
+            "blend": mix in the decoded future in proportion to how much a pixel changes, up
+            to ``blend_scale`` (no ghost, and an unsure faint change stays mostly real).
+        blend_scale: with composite "blend", the per-pixel change (largest channel, in [0, 1]
+            intensity) from which a pixel shows the decoded future alone.
         time_shift: moves the flow times of training and of the sampler's steps towards the
             noise end (SD3's shift, ``dualctl.planner.flow``); 1 leaves them uniform-logit.
             The checkpoint keeps the value it was trained with.
@@ -147,6 +151,7 @@ class PlannerConfig:
     residual_decode: bool = True
     change_threshold: float = 0.0
     composite: str = "add"
+    blend_scale: float = 0.3
     time_shift: float = 1.0
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
@@ -161,5 +166,6 @@ class PlannerConfig:
         check_range("planner.seed", self.seed, 0)
         check_range("planner.noise_scale", self.noise_scale, 0.0, 2.0)
         check_range("planner.change_threshold", self.change_threshold, 0.0, 1.0)
-        check_choice("planner.composite", self.composite, ("add", "mask"))
+        check_choice("planner.composite", self.composite, ("add", "mask", "blend"))
+        check_range("planner.blend_scale", self.blend_scale, 0.01, 1.0)
         check_range("planner.time_shift", self.time_shift, 0.1, 20.0)

@@ -76,6 +76,7 @@ class DiffusionPlanner(Planner):
             change_threshold=cfg.change_threshold,
             composite=cfg.composite,
             time_shift=cfg.time_shift,
+            blend_scale=cfg.blend_scale,
         )
         return futures.numpy()
 
@@ -122,6 +123,7 @@ def load_planner(
     noise_scale: float | None = None,
     composite: str | None = None,
     time_shift: float | None = None,
+    blend_scale: float | None = None,
 ) -> DiffusionPlanner:
     """Build the planner from a checkpoint folder; None keeps the checkpoint's setting.
 
@@ -139,6 +141,7 @@ def load_planner(
         "noise_scale": noise_scale,
         "composite": composite,
         "time_shift": time_shift,
+        "blend_scale": blend_scale,
     }
     for key, value in overrides.items():
         if value is not None:

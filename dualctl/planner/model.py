@@ -74,6 +74,7 @@ class PlannerModel(nn.Module):
         change_threshold: float = 0.0,
         composite: str = "add",
         time_shift: float = 1.0,
+        blend_scale: float = 0.3,
     ) -> torch.Tensor:
         """Current frames (B, H, W, 3) uint8, raw proprio (B, P), instruction embeddings (B, D)
         and initial noise (B, K, C, h, w) -> imagined futures (B, K, H, W, 3) uint8.
@@ -99,7 +100,8 @@ class PlannerModel(nn.Module):
                 to_pixels(frames_uint8),
                 change,
                 change_threshold,
-                pixels if composite == "mask" else None,
+                None if composite == "add" else pixels,
+                blend_scale if composite == "blend" else 0.0,
             )
         return to_uint8(pixels)
 
@@ -109,6 +111,7 @@ def paint_change(
     change: torch.Tensor,
     threshold: float,
     decoded: torch.Tensor | None = None,
+    blend_scale: float = 0.0,
 ) -> torch.Tensor:
     """Real frames (B, 3, H, W) with imagined changes (B, K, 3, H, W) painted on, in [0, 1].
 
@@ -116,11 +119,16 @@ def paint_change(
     than ``threshold`` (per pixel, largest channel) fade out linearly up to twice the threshold:
     they are sampling noise on a static background, not motion. Without ``decoded`` the change
     is added to the real frame; with the decoded future frames (B, K, 3, H, W), pixels that
-    change are replaced by them, so no sharp copy of what moved away stays behind.
+    change are replaced by them, so no sharp copy of what moved away stays behind. A
+    ``blend_scale`` > 0 replaces them in proportion instead: a pixel whose change is that large
+    or larger shows the decoded future, a smaller change mixes it with the real pixel, so a
+    faint, unsure change stays mostly real and the decoder's blur leaves no halo.
     """
-    weight = torch.ones_like(change[:, :, :1])
+    size = change.abs().amax(dim=2, keepdim=True)
+    weight = torch.ones_like(size)
     if threshold > 0.0:
-        size = change.abs().amax(dim=2, keepdim=True)
         weight = ((size - threshold) / threshold).clamp(0.0, 1.0)
+    if blend_scale > 0.0:
+        weight = weight * (size / blend_scale).clamp(max=1.0)
     target = frames[:, None] + change if decoded is None else decoded
     return frames[:, None] + weight * (target - frames[:, None])

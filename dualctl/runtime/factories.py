@@ -24,7 +24,7 @@ def make_clock(runtime: RuntimeConfig) -> Clock:
 
 #: Sampling settings of ``planner`` that apply at run time (the rest is the checkpoint's).
 PLANNER_RUN_KEYS = ("steps", "sampler", "guidance", "seed", "noise_scale", "change_threshold",
-                    "composite")  # fmt: skip
+                    "composite", "blend_scale")  # fmt: skip
 
 
 def planner_client(config: Config, clock: Clock, camera: str) -> ProcessPlanClient:

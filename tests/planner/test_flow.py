@@ -83,3 +83,28 @@ def test_masked_composite_replaces_changing_pixels_by_the_decoded_future():
     painted = paint_change(frames, change, threshold=0.1, decoded=decoded)
     torch.testing.assert_close(painted[..., 0, 0], torch.full((1, 1, 3), 0.3))
     assert float(painted[..., 1:, :].abs().max()) == 0.0
+
+
+def test_blended_composite_mixes_the_decoded_future_in_by_how_much_a_pixel_changes():
+    frames = torch.zeros(1, 3, 4, 4)
+    decoded = torch.full((1, 1, 3, 4, 4), 0.6)
+    change = torch.zeros(1, 1, 3, 4, 4)
+    change[..., 0, 0] = 0.5  # a large change: the decoded future alone
+    change[..., 0, 1] = 0.1  # a third of the scale: a third of the decoded future
+    painted = paint_change(frames, change, 0.0, decoded=decoded, blend_scale=0.3)
+    torch.testing.assert_close(painted[..., 0, 0], torch.full((1, 1, 3), 0.6))
+    torch.testing.assert_close(painted[..., 0, 1], torch.full((1, 1, 3), 0.2))
+    assert float(painted[..., 1:, :].abs().max()) == 0.0  # no change: the real pixels
+
+
+def test_blended_composite_leaves_no_halo_where_the_decoder_blurs():
+    """Where the decoded current frame is darker than the real one (the decoder's blur of a dark
+    arm), adding the change brightens the table past the decoded future; blending does not."""
+    frames = torch.full((1, 3, 1, 1), 0.5)
+    decoded_current = torch.full((1, 1, 3, 1, 1), 0.3)
+    decoded = torch.full((1, 1, 3, 1, 1), 0.6)
+    change = decoded - decoded_current
+    added = paint_change(frames, change, 0.0)
+    blended = paint_change(frames, change, 0.0, decoded=decoded, blend_scale=0.3)
+    assert float(added.max()) > 0.6
+    torch.testing.assert_close(blended, decoded)

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from dualctl.cli import main
 from dualctl.config import TrainerConfig
 from dualctl.data.episode import episode_paths, read_episode
-from dualctl.errors import CheckpointError
+from dualctl.errors import CheckpointError, ConfigError
 from dualctl.planner.base import Planner
 from dualctl.planner.checkpoint import CONFIG, WEIGHTS
 from dualctl.planner.commands import observation_at
@@ -202,3 +202,26 @@ def test_plan_command_writes_a_strip_and_a_gif(trained, square_dataset, tmp_path
     # (the GIF writer merges identical consecutive frames, so count tiles, not frames)
     assert gif.ndim == 4 and gif.shape[2] == 3 * 32 + 2 * 2
     assert "PSNR plan" in capsys.readouterr().out
+
+
+def test_the_blended_composite_reaches_the_painter(trained, observation, monkeypatch):
+    import dualctl.planner.model as model_module
+
+    calls, paint = [], model_module.paint_change
+
+    def recording_paint(frames, change, threshold, decoded=None, blend_scale=0.0):
+        calls.append((decoded is not None, blend_scale))
+        return paint(frames, change, threshold, decoded, blend_scale)
+
+    monkeypatch.setattr(model_module, "paint_change", recording_paint)
+    obs, instruction = observation
+    for composite in ("add", "mask", "blend"):
+        load_planner(trained[1], steps=2, composite=composite, blend_scale=0.2).plan(
+            obs, instruction
+        )
+    assert calls == [(False, 0.0), (True, 0.0), (True, 0.2)]
+
+
+def test_a_bad_blend_scale_names_the_field(trained):
+    with pytest.raises(ConfigError, match="planner.blend_scale"):
+        load_planner(trained[1], composite="blend", blend_scale=0.0)
