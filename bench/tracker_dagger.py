@@ -210,6 +210,10 @@ def main() -> None:
         "runtime does) instead of the expert's frames",
     )  # fmt: skip
     parser.add_argument(
+        "--composite", default="add",
+        help="how the plans are painted (planner.composite; the runtime's is 'add')",
+    )  # fmt: skip
+    parser.add_argument(
         "--teacher", default="script", choices=("script", "state"),
         help="the touch teacher's arm: the expert's script (as the shipped rounds were) or "
         "the expert reading its phase from the state (StateExpert: labels that do not depend "
@@ -230,7 +234,9 @@ def main() -> None:
                         "folder, 'off', or '' for the one the checkpoint ships (if any)")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
-    planner = load_planner(args.planner, threads=1) if args.planner else None
+    planner = (
+        load_planner(args.planner, threads=1, composite=args.composite) if args.planner else None
+    )
     config = SimConfig(split="train")
     out, tasks = Path(args.out), args.tasks.split(",")
     try:

@@ -59,6 +59,10 @@ def main() -> None:
     parser.add_argument("--data", default="data/sim_dg1")
     parser.add_argument("--out", default="data/sim_planref")
     parser.add_argument("--planner", default="checkpoints/planner")
+    parser.add_argument(
+        "--composite", default="add",
+        help="how the plans are painted (planner.composite; the runtime's is 'add')",
+    )  # fmt: skip
     parser.add_argument("--replan-s", type=float, default=0.5, help="runtime.replan_period_s")
     parser.add_argument("--latency-s", type=float, default=0.3, help="runtime.plan_latency_s")
     parser.add_argument("--lookahead-s", type=float, default=0.5, help="tracker.lookahead_s")
@@ -76,7 +80,7 @@ def main() -> None:
     data, out = Path(args.data), Path(args.out)
     info = read_dataset_info(data)
     sources = [p for p in episode_paths(data) if p.match(args.match)][: args.limit or None]
-    planner = load_planner(args.planner, threads=args.threads)
+    planner = load_planner(args.planner, threads=args.threads, composite=args.composite)
     (out / "episodes").mkdir(parents=True, exist_ok=True)
     matching = "" if args.match == "*.npz" else f" matching {args.match}"
     source = (

@@ -87,8 +87,11 @@ class Models:
         if self._planner is None:
             from dualctl.planner.diffusion_planner import load_planner
 
-            # The checkpoint's own sampler settings (steps, guidance, seed).
-            self._planner = load_planner(self.config.ablate.planner_checkpoint)
+            # The checkpoint's own sampler settings (steps, guidance, seed), painted the way the
+            # runtime paints plans for its tracker.
+            self._planner = load_planner(
+                self.config.ablate.planner_checkpoint, composite=self.config.planner.composite
+            )
         return self._planner
 
     def baseline(self) -> BaselinePolicy:
