@@ -108,6 +108,7 @@ def main() -> None:
     parser.add_argument("--classifier-steps", type=int, default=1500)
     parser.add_argument("--pad-scenes", action="store_true", help="only scenes with the pad")
     parser.add_argument("--guidance", type=float, default=None, help="default: the checkpoint's")
+    parser.add_argument("--composite", default=None, help="default: the checkpoint's")
     parser.add_argument(
         "--plan-starts",
         type=int,
@@ -116,7 +117,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.manual_seed(0)
-    planner = load_planner(args.checkpoint, threads=1, guidance=args.guidance)
+    planner = load_planner(
+        args.checkpoint, threads=1, guidance=args.guidance, composite=args.composite
+    )
     cfg = planner.config
 
     train = make_clips(load(args.train, cfg.camera, None), cfg.horizon, cfg.horizon_s, 6)
@@ -180,8 +183,9 @@ def main() -> None:
                       + f"; mean {np.mean(list(told.values())):.1%} (chance 25%)")  # fmt: skip
     name = "planner_instructions" + ("_pad_scenes" if args.pad_scenes else "")
     path = write_result(name, {
-        "checkpoint": args.checkpoint, "guidance": cfg.guidance, "heldout": args.heldout,
-        "train": args.train, "start_frames": len(true_task), "accuracy": result,
+        "checkpoint": args.checkpoint, "guidance": cfg.guidance, "composite": cfg.composite,
+        "heldout": args.heldout, "train": args.train, "start_frames": len(true_task),
+        "accuracy": result,
         "lift_vs_place_differ": differ, "confusion": confusion, "look_at": LOOK_AT,
         "plan_classifier": {"train_start_frames": args.plan_starts, "named_right": told},
     })  # fmt: skip
