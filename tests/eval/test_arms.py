@@ -223,3 +223,15 @@ def test_expert_reference_arms_show_the_trackers_own_camera(tmp_path, monkeypatc
         plan = built.plans.planner.plan(_observation(), "lift")
         assert plan.camera == "overhead" and plan.frames[0, 0, 0, 1] == 255  # overhead frames
     assert asked == ["overhead", "overhead"]
+
+
+def test_the_ablations_planner_paints_plans_as_the_runtime_does(monkeypatch):
+    import dualctl.planner.diffusion_planner as diffusion_planner
+
+    loaded = []
+    monkeypatch.setattr(
+        diffusion_planner, "load_planner", lambda path, **kwargs: loaded.append((path, kwargs))
+    )
+    Models(load_config([])).planner()
+    Models(load_config(["planner.composite=blend"])).planner()
+    assert [kwargs["composite"] for _, kwargs in loaded] == ["add", "blend"]
