@@ -50,6 +50,7 @@ from dualctl.sim.world import World
 from rich.console import Console
 from rich.progress import Progress
 
+from dualctl.config import load_config
 from dualctl.data.dataset import REFERENCE_CAMERA
 from dualctl.data.episode import (
     Episode,
@@ -210,8 +211,8 @@ def main() -> None:
         "runtime does) instead of the expert's frames",
     )  # fmt: skip
     parser.add_argument(
-        "--composite", default="add",
-        help="how the plans are painted (planner.composite; the runtime's is 'add')",
+        "--composite", default=load_config().planner.composite,
+        help="how the plans are painted (default: the runtime's planner.composite)",
     )  # fmt: skip
     parser.add_argument(
         "--teacher", default="script", choices=("script", "state"),

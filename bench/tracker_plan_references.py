@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
+from dualctl.config import load_config
 from dualctl.data.dataset import REFERENCE_CAMERA
 from dualctl.data.episode import (
     episode_paths,
@@ -60,8 +61,8 @@ def main() -> None:
     parser.add_argument("--out", default="data/sim_planref")
     parser.add_argument("--planner", default="checkpoints/planner")
     parser.add_argument(
-        "--composite", default="add",
-        help="how the plans are painted (planner.composite; the runtime's is 'add')",
+        "--composite", default=load_config().planner.composite,
+        help="how the plans are painted (default: the runtime's planner.composite)",
     )  # fmt: skip
     parser.add_argument("--replan-s", type=float, default=0.5, help="runtime.replan_period_s")
     parser.add_argument("--latency-s", type=float, default=0.3, help="runtime.plan_latency_s")
