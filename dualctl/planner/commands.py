@@ -33,7 +33,11 @@ def register(registry: CommandRegistry) -> None:
     )
     plan.add_argument("--episode", type=Path, required=True, help="a dataset episode .npz")
     plan.add_argument("--t", type=int, default=0, help="step to plan from (default 0)")
-    plan.add_argument("--instruction", default=None, help="override the episode's instruction")
+    plan.add_argument(
+        "--instruction", action="append", default=None,
+        help="plan with this instruction instead of the episode's; repeat it to compare "
+        "instructions (one row each in the strip)",
+    )  # fmt: skip
     add_overrides(plan)
 
 
@@ -79,20 +83,24 @@ def run_plan(args: argparse.Namespace) -> int:
         raise DataError(f"--t {args.t} is outside episode {args.episode} (0..{len(episode) - 1})")
     if planner.config.camera not in episode.images:
         raise DataError(f"{args.episode} has no '{planner.config.camera}' camera images")
-    instruction = args.instruction or str(episode.meta.get("instruction", ""))
-    plan = planner.plan(observation_at(episode, args.t, planner.config.camera), instruction)
+    instructions = args.instruction or [str(episode.meta.get("instruction", ""))]
+    observation = observation_at(episode, args.t, planner.config.camera)
+    plans = [planner.plan(observation, instruction) for instruction in instructions]
 
     frames = episode.images[planner.config.camera]
-    stride = frame_stride(plan.horizon, cfg.horizon_s, float(np.median(np.diff(episode.timestamp))))
-    truth = frames[future_indices(args.t, len(frames), plan.horizon, stride)]
+    horizon = plans[0].horizon
+    stride = frame_stride(horizon, cfg.horizon_s, float(np.median(np.diff(episode.timestamp))))
+    truth = frames[future_indices(args.t, len(frames), horizon, stride)]
     out = Path(config.out)
     stem = f"plan_{args.episode.stem}_t{args.t}"
-    write_png(out / f"{stem}.png", strip_image(frames[args.t], plan.frames, truth))
-    gif = gif_frames(frames[args.t], plan.frames, truth)
-    write_gif(out / f"{stem}.gif", gif, cfg.horizon_s / plan.horizon)
-    print(f"instruction: {instruction!r}")
-    print("horizon s   " + " ".join(f"{t - plan.conditioned_at:6.2f}" for t in plan.times))
-    print("PSNR plan   " + " ".join(f"{psnr(p, g):6.1f}" for p, g in zip(plan.frames, truth)))
+    plan_frames = [plan.frames for plan in plans]
+    write_png(out / f"{stem}.png", strip_image(frames[args.t], plan_frames, truth))
+    gif = gif_frames(frames[args.t], plan_frames, truth)
+    write_gif(out / f"{stem}.gif", gif, cfg.horizon_s / horizon)
+    print("horizon s   " + " ".join(f"{t - plans[0].conditioned_at:6.2f}" for t in plans[0].times))
+    for row, plan in enumerate(plans, 1):
+        print(f"row {row}: {plan.instruction!r}")
+        print("PSNR plan   " + " ".join(f"{psnr(p, g):6.1f}" for p, g in zip(plan.frames, truth)))
     print("PSNR copy   " + " ".join(f"{psnr(frames[args.t], g):6.1f}" for g in truth))
     print(f"wrote {out / stem}.png and .gif")
     return 0

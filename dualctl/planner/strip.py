@@ -1,4 +1,5 @@
-"""Pictures of a plan: an image strip (current frame, plan, ground-truth future) and a gif."""
+"""Pictures of plans: an image strip (current frame, one or more plans, ground-truth future) and a
+gif."""
 
 from __future__ import annotations
 
@@ -25,20 +26,21 @@ def _row(tiles: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def strip_image(current: np.ndarray, plan: np.ndarray, truth: np.ndarray, scale: int = 2):
-    """Two rows: (current | plan frames) over (current | true future frames), uint8 RGB."""
-    current, plan, truth = (_upscale(a, scale) for a in (current, plan, truth))
-    top, bottom = _row([current, *plan]), _row([current, *truth])
-    gap = np.full((GAP, top.shape[1], 3), 128, np.uint8)
-    return np.concatenate([top, gap, bottom], axis=0)
+def strip_image(current: np.ndarray, plans: list[np.ndarray], truth: np.ndarray, scale: int = 2):
+    """One row per plan (current | plan frames), then (current | true future frames), uint8
+    RGB."""
+    current, truth = _upscale(current, scale), _upscale(truth, scale)
+    rows = [_row([current, *_upscale(plan, scale)]) for plan in plans]
+    rows.append(_row([current, *truth]))
+    gap = np.full((GAP, rows[0].shape[1], 3), 128, np.uint8)
+    return np.concatenate([part for row in rows for part in (row, gap)][:-1], axis=0)
 
 
-def gif_frames(current: np.ndarray, plan: np.ndarray, truth: np.ndarray, scale: int = 2):
-    """One frame per horizon step: current | plan_k | truth_k."""
+def gif_frames(current: np.ndarray, plans: list[np.ndarray], truth: np.ndarray, scale: int = 2):
+    """One frame per horizon step: current | each plan's frame k | truth_k."""
     current = _upscale(current, scale)
-    return np.stack(
-        [_row([current, p, t]) for p, t in zip(_upscale(plan, scale), _upscale(truth, scale))]
-    )
+    steps = zip(*(_upscale(plan, scale) for plan in plans), _upscale(truth, scale))
+    return np.stack([_row([current, *tiles]) for tiles in steps])
 
 
 def write_png(path: Path, image: np.ndarray) -> None:

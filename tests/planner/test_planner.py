@@ -204,6 +204,24 @@ def test_plan_command_writes_a_strip_and_a_gif(trained, square_dataset, tmp_path
     assert "PSNR plan" in capsys.readouterr().out
 
 
+def test_plan_command_compares_instructions_row_by_row(trained, square_dataset, tmp_path, capsys):
+    episode = episode_paths(square_dataset)[0]
+    instructions = ["lift the red block", "place the red block on the green pad"]
+    code = main(
+        ["plan", "--episode", str(episode), "--t", "4", f"out={tmp_path}",
+         f"planner.checkpoint={trained[1]}",
+         "--instruction", instructions[0], "--instruction", instructions[1]]
+    )  # fmt: skip
+    assert code == 0
+    strip = iio.imread(tmp_path / f"plan_{episode.stem}_t4.png")
+    gif = iio.imread(tmp_path / f"plan_{episode.stem}_t4.gif")
+    assert strip.shape[0] == 3 * 32 + 2 * 2
+    assert gif.shape[2] == 4 * 32 + 3 * 2
+    out = capsys.readouterr().out
+    assert all(f"{instruction!r}" in out for instruction in instructions)
+    assert out.count("PSNR plan") == 2
+
+
 def test_the_blended_composite_reaches_the_painter(trained, observation, monkeypatch):
     import dualctl.planner.model as model_module
 
