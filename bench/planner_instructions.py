@@ -247,8 +247,8 @@ def main() -> None:
                                  "right by the plan classifier (chance 50%)")  # fmt: skip
         pair_table.add_column("instructions")
         pair_table.add_column("told apart", justify="right")
-        for name in separation:
-            pair_table.add_column(f"apart / motion, {name}", justify="right")
+        for space in separation:
+            pair_table.add_column(f"apart / motion, {space}", justify="right")
         for pair, share in pairs.items():
             pair_table.add_row(pair, f"{share:.1%}",
                                *(f"{by_pair[pair]:.1%}" for by_pair in separation.values()))  # fmt: skip
