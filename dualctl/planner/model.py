@@ -124,11 +124,13 @@ def paint_change(
     or larger shows the decoded future, a smaller change mixes it with the real pixel, so a
     faint, unsure change stays mostly real and the decoder's blur leaves no halo.
     """
+    target = frames[:, None] + change if decoded is None else decoded
+    if threshold <= 0.0 and blend_scale <= 0.0:
+        return target
     size = change.abs().amax(dim=2, keepdim=True)
     weight = torch.ones_like(size)
     if threshold > 0.0:
         weight = ((size - threshold) / threshold).clamp(0.0, 1.0)
     if blend_scale > 0.0:
         weight = weight * (size / blend_scale).clamp(max=1.0)
-    target = frames[:, None] + change if decoded is None else decoded
     return frames[:, None] + weight * (target - frames[:, None])
