@@ -155,7 +155,10 @@ class SlipProbe:
 
     Once carried, a ratio back on the cone (the object slips again, e.g. as the lift speeds up)
     gets one more raise, at most ``recheck_raises`` times: the force was then short of what the
-    motion needs, so one raise stays under the break force as the probing raises do.
+    motion needs, so one raise stays under the break force as the probing raises do. Not while
+    the hand goes down (``step(lowering=True)``): then the pads slide down an object that
+    something holds up (oracle Fragile seeds 4012 and 4115: a head taking the block back onto
+    the table, raised past its break force).
 
     A heavy object often slides in stick-slip: the ratio jumps between the cone and a third
     below it every few hundredths of a second, so a median can catch a stick phase and call a
@@ -163,7 +166,9 @@ class SlipProbe:
     two thirds of its hold force). With ``stick_slip_s`` > 0 each tick's touch is also fed to
     :meth:`feel`, and an object is carried only when the last ``stick_slip_s`` of ratios, all
     felt since the last raise, stay under the cone (their ``PEAK_QUANTILE``); when they do not,
-    the object still slides and gets a raise.
+    the object still slides and gets a raise, and that peak is a reading of the cone (oracle
+    Fragile seed 4119: the first raise read it off a shear still building, 0.14 against 0.21,
+    and every window after looked like slip, raising a carried block to its break force).
 
     ``settle=False`` is the first version of the rule, which compared the ratio just before and
     just after a raise (``carried_exponent`` sets the test); the shear still lags the squeeze
@@ -219,16 +224,18 @@ class SlipProbe:
             if self._felt_since is None:
                 self._felt_since = time_s
 
-    def step(self, normal: float, shear: float) -> float:
-        """One probe step from the felt normal and shear (N); the grip force to command."""
+    def step(self, normal: float, shear: float, lowering: bool = False) -> float:
+        """One probe step from the felt normal and shear (N); the grip force to command.
+        ``lowering``: the hand is moving down, so a carried object's touch on the cone is the
+        pads sliding down an object something holds up, not the object slipping out."""
         if self.settle:
-            self._step_coulomb(normal, shear)
+            self._step_coulomb(normal, shear, lowering)
         else:
             self._step_at_once(normal, shear)
         self.force = float(min(self.force, GRIPPER_FORCE_RANGE[1]))
         return self.force
 
-    def _step_coulomb(self, normal: float, shear: float) -> None:
+    def _step_coulomb(self, normal: float, shear: float, lowering: bool = False) -> None:
         previous, self._previous = self._previous, (normal, shear)
         loaded = shear > LOADED_SHEAR and normal > 0.5 * self.force
         if not loaded or previous is None or previous[1] <= LOADED_SHEAR:
@@ -238,11 +245,12 @@ class SlipProbe:
         ratio, before = shear / normal, previous[1] / previous[0]
         steady = abs(ratio / before - 1.0) <= self.STEADY  # else the load is still changing
         if self.carried:
-            if steady:
+            if steady and not lowering:
                 self._recheck(ratio)
             return
         window = self._window_slipping()
         if window:  # stick-slip: on the cone much of the time, whatever the median says
+            self.friction = max(self.friction, self._window_peak())
             self._raise(normal)
         elif not steady:
             return
@@ -273,9 +281,12 @@ class SlipProbe:
             return None
         if ratios[-1][0] - self._felt_since < self.stick_slip_s:
             return None
-        ordered = sorted(r for _, r in ratios)  # a few dozen floats: cheaper than numpy here
-        peak = ordered[int(self.PEAK_QUANTILE * (len(ordered) - 1))]
-        return peak >= self.SLIPPING * self.friction
+        return self._window_peak() >= self.SLIPPING * self.friction
+
+    def _window_peak(self) -> float:
+        """The ``PEAK_QUANTILE`` of the window's per-tick ratios."""
+        ordered = sorted(r for _, r in self._felt_ratios)  # a few dozen floats: cheaper than numpy
+        return ordered[int(self.PEAK_QUANTILE * (len(ordered) - 1))]
 
     def _recheck(self, ratio: float) -> None:
         """A carried object that slips again (on the friction cone once more, e.g. when the
@@ -428,7 +439,9 @@ class GripReflex:
         self._opening_s += dt
         return self.probe.carried and self._opening_s < self.OPEN_HOLD_S
 
-    def _step_probe(self, tactile: np.ndarray, time_s: float) -> None:
+    def _step_probe(
+        self, tactile: np.ndarray, time_s: float, proprio: np.ndarray | None = None
+    ) -> None:
         self._felt.append((time_s, *felt_forces(tactile)))
         while self._felt[0][0] < time_s - self.period_s:
             self._felt.popleft()
@@ -444,7 +457,8 @@ class GripReflex:
         normal = _median([f[1] for f in self._felt])
         shear = _median([f[2] for f in self._felt])
         if settled:
-            self.probe.step(normal, shear)
+            lowering = proprio is not None and proprio[PROPRIO_VZ] < -SET_DOWN_SPEED
+            self.probe.step(normal, shear, lowering)
         self._step_time = time_s
 
     def _velocity(
@@ -669,7 +683,7 @@ class GripReflex:
             self.probe, self._step_time = SlipProbe(stick_slip_s=STICK_SLIP_S), -np.inf
             self._opening_s = 0.0
         landed = self.landed_at is not None
-        self._step_probe(tactile, time_s)
+        self._step_probe(tactile, time_s, proprio)
         if self._missed(proprio):
             self.missed_at_z = self.released_at_z = float(proprio[PROPRIO_Z])
             self.probe, self.landed_at = None, None

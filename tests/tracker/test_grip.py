@@ -21,6 +21,7 @@ from dualctl.tracker.grip import (
     HOVER_S,
     LIFTED_M,
     LOWER_SPEED,
+    MARGIN,
     PICK_HEIGHT_TOLERANCE_M,
     PROBE_SPEED,
     REGRIP_OPEN_M,
@@ -168,6 +169,53 @@ def test_the_stick_slip_window_judges_the_latest_ticks_only():
     run_ticks(probe, lambda t: 0.1, 0.1, start=5.2)  # judged on the held ticks alone
     assert probe.carried
     assert probe.force == pytest.approx(force * 1.1)  # no raise for the slide 5 s ago
+
+
+def test_a_window_on_the_cone_teaches_the_probe_the_cone():
+    # Oracle Fragile seed 4119 (hold 21.5 N, break 38.4 N): the first raise read the cone off
+    # a shear still building (0.14); at 25 N the block was carried at 0.21, which the window
+    # took for slip against 0.14, and, not learning the cone from it, every raise after too,
+    # up to 39 N. Learning it, one raise shows the ratio falling: carried.
+    probe = SlipProbe(stick_slip_s=0.15)
+    steady_steps(probe, lambda n: 0.14 * n)  # a lagging shear read as the cone: one raise
+    first_raise = probe.force
+    weight_share = 0.21 * first_raise  # N per finger: the block is carried from here on
+
+    def ratio(t: float) -> float:  # chattering at first (never steady), then steady
+        if probe.force > first_raise:
+            return weight_share / probe.force
+        return 0.21 if int(t / 0.05) % 2 == 0 else 0.18
+
+    run_ticks(probe, ratio, 1.0)
+    assert probe.carried and probe.friction == pytest.approx(0.21)
+    assert probe.force == pytest.approx(GRIPPER_FORCE_RANGE[0] * GROW**2 * MARGIN)
+
+
+def test_a_carried_object_on_the_cone_while_the_hand_goes_down_is_not_raised():
+    # Oracle Fragile seed 4115 (break 123 N): carried at 105 N, the head took the block back
+    # down onto the table; the pads slid down it on the cone and the recheck raised to 131 N.
+    probe = SlipProbe()
+    steady_steps(probe, lambda n: 0.2 * n)  # slipping: raise
+    carried_at = probe.force
+    steady_steps(probe, lambda n: 0.2 * carried_at / GROW)  # the weight held: carried
+    held = probe.force
+    for _ in range(6):
+        probe.step(held, 0.2 * held, lowering=True)
+    assert probe.carried and probe.force == held
+    steady_steps(probe, lambda n: 0.2 * n, steps=6)  # on the cone going up: it slips out
+    assert probe.force == pytest.approx(held * GROW)
+
+
+def test_the_reflex_tells_the_probe_when_the_hand_goes_down():
+    reflex, t = GripReflex(period_s=0.05), 0.0
+    reflex.probe = SlipProbe(start_force=40.0, stick_slip_s=0.15)
+    reflex.probe.carried, reflex.probe.friction = True, 0.2
+    reflex.landed_at, reflex.grasp_z = -1.0, 0.03  # landed and settled a second ago
+    for vz, raised in ((-0.03, False), (0.03, True)):
+        for _ in range(40):
+            t += 0.005
+            reflex(head_action(0.0, vz=vz), tactile(40, 8), t, proprio(0.06, vz))
+        assert (reflex.probe.force > 40.0) == raised
 
 
 def test_slip_probe_ignores_shear_felt_without_pressure():
