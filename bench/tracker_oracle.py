@@ -13,7 +13,10 @@ tracker, and (on Fragile and Slippery) the same checkpoint without the grip refl
 own grip force) and with force and tactile dropped (which also turns the reflex off). Each
 run also records the robot's yaw at its first close against the expert's (wrapped to a quarter
 turn, as a square block looks the same every quarter turn) and how far across the table its
-hand then is from the block's centre (the expert closes on it).
+hand then is from the block's centre (the expert closes on it), and how far the object has slid
+down the fingers since they first held it, when the grip reflex called it carried and at the
+end, with the force then held over the object's hold force (what tells a drop's cause apart:
+the probe's slide or one during the carry, too little force or not).
 
     MUJOCO_GL=egl python bench/tracker_oracle.py [--checkpoint checkpoints/tracker]
         [--episodes 50] [--seed 4000] [--split train] [--align state] [--window 1.0] [--rate 200]
@@ -61,6 +64,8 @@ ABLATED_TASKS = ("Fragile", "Slippery")
 #: A commanded finger opening below this (m) is a close (the grip reflex's threshold).
 CLOSING_BELOW_M = 0.5 * GRIPPER_STROKE_M
 PROPRIO_YAW = PROPRIO_FIELDS.index("ee_yaw")
+#: Pad force (N) on both fingers above which the object counts as held (the task monitor's).
+HELD_N = 0.5
 
 
 def interpolate(times: np.ndarray, latents: np.ndarray, t: float) -> np.ndarray:
@@ -93,11 +98,45 @@ def expert_grasp_yaw(expert) -> float | None:
     return float(expert.proprio[closing[0], PROPRIO_YAW]) if len(closing) else None
 
 
+@dataclasses.dataclass
+class GraspSlide:
+    """How far (m) the object has slid down the fingers since they first held it (the task's
+    own measure of a drop, which it calls at SLIP_LIMIT): when the grip reflex called it
+    carried, and at the episode's end; and the grip force the reflex then held over the
+    object's hold force (m g / 2 mu). Privileged sim state, for tracing drops."""
+
+    at_carried_m: float | None = None
+    at_end_m: float | None = None
+    force_over_hold: float | None = None
+    _held_offset: float | None = None
+
+    def update(self, body: SimBody, reflex) -> None:
+        state = body.world.state()
+        offset = float(state.ee_pose[2] - state.object_pos[2])
+        if self._held_offset is None:
+            if min(state.pad_force) > HELD_N:
+                self._held_offset = offset
+            return
+        self.at_end_m = offset - self._held_offset
+        if self.at_carried_m is None and reflex is not None and reflex.state == "carrying":
+            self.at_carried_m = self.at_end_m
+            self.force_over_hold = reflex.probe.force / body.variation.hold_force
+
+
+def _slide_text(run: dict) -> str:
+    """The run's slide figures for the log, or "" when the reflex never carried anything."""
+    if run["slide_at_carried_m"] is None:
+        return ""
+    carried, end = 1000 * run["slide_at_carried_m"], 1000 * run["slide_at_end_m"]
+    return f" (slid {carried:.0f} / {end:.0f} mm, {run['force_over_hold']:.2f} x hold)"
+
+
 async def follow(tracker: Tracker, task: str, seed: int, config: SimConfig,
                  expert, latents: np.ndarray, rate_hz: float, align: str,
                  window_s: float = 1.0):  # fmt: skip
-    """Run one episode; the final status, and the robot's yaw (rad) and its hand's distance from
-    the object's centre across the table (m) at its first close (None if it never closes)."""
+    """Run one episode; the final status, the robot's yaw (rad) and its hand's distance from
+    the object's centre across the table (m) at its first close (None if it never closes), and
+    the :class:`GraspSlide`."""
     clock = [0.0]
     body = SimBody(task, seed, config, now=lambda: clock[0])
     await body.connect()
@@ -107,11 +146,12 @@ async def follow(tracker: Tracker, task: str, seed: int, config: SimConfig,
     step_s = float(np.median(np.diff(times)))
     alignment = StateAlignment(expert.proprio, step_s, window_s) if align == "state" else None
     grasp_yaw = grasp_offset = None
+    slide = GraspSlide()
     try:
         while True:
             obs = await body.observe()
             if body.status().done:
-                return body.status(), grasp_yaw, grasp_offset
+                return body.status(), grasp_yaw, grasp_offset, slide
             stamp = obs.stamps[f"image/{tracker.cameras[0]}"]
             if stamp != image_stamp:
                 latent, image_stamp = tracker.encode_view(obs.images), stamp
@@ -122,6 +162,7 @@ async def follow(tracker: Tracker, task: str, seed: int, config: SimConfig,
                 grasp_yaw = float(obs.proprio[PROPRIO_YAW])
                 state = body.world.state()
                 grasp_offset = float(np.hypot(*(state.ee_pose[:2] - state.object_pos[:2])))
+            slide.update(body, tracker.grip_reflex)
             await body.act(action)
             clock[0] += 1.0 / rate_hz
     finally:
@@ -206,8 +247,9 @@ def main() -> None:
             for arm, tracker in trackers.items():
                 if arm != "full" and task not in ABLATED_TASKS:
                     continue
-                status, grasp_yaw, grasp_offset = asyncio.run(follow(tracker, task, seed, config, expert, latents,
-                                            args.rate, args.align, args.window))  # fmt: skip
+                status, grasp_yaw, grasp_offset, slide = asyncio.run(follow(
+                    tracker, task, seed, config, expert, latents, args.rate, args.align,
+                    args.window))  # fmt: skip
                 outcomes[(task, arm)].append(
                     {
                         "seed": seed,
@@ -216,6 +258,9 @@ def main() -> None:
                         "expert_success": bool(expert.meta["success"]),
                         "grasp_yaw_error": yaw_error(grasp_yaw, expert_yaw),
                         "grasp_offset_m": grasp_offset,
+                        "slide_at_carried_m": slide.at_carried_m,
+                        "slide_at_end_m": slide.at_end_m,
+                        "force_over_hold": slide.force_over_hold,
                     }
                 )
             done = [
@@ -225,7 +270,9 @@ def main() -> None:
             ]
             console.log(
                 f"{task} seed {seed}: "
-                + ", ".join(f"{arm}={r['success']} {r['failure'] or ''}" for arm, r in done)
+                + ", ".join(
+                    f"{arm}={r['success']} {r['failure'] or ''}{_slide_text(r)}" for arm, r in done
+                )
             )
     table = Table(
         title=f"oracle-reference closed loop, {args.split} split, seeds "
