@@ -37,7 +37,7 @@ def test_the_slide_counts_from_the_first_hold_and_is_noted_when_carried(oracle):
     slide.update(body_at(0.05, 0.03, 0.0), reflex("closing"))  # not held yet
     slide.update(body_at(0.03, 0.03, 20.0), reflex("probing", 20.0))  # held: the zero
     assert slide.at_carried_m is None and slide.at_end_m is None
-    slide.update(body_at(0.045, 0.035, 60.0), reflex("probing", 60.0))  # the pads slid 5 mm up
+    slide.update(body_at(0.045, 0.035, 60.0), reflex("probing", 60.0))  # the pads slid 1 cm up
     slide.update(body_at(0.05, 0.04, 66.0), reflex("carrying", 66.0))
     assert slide.at_carried_m == pytest.approx(0.01)
     assert slide.force_over_hold == pytest.approx(66.0 / 50.0)
