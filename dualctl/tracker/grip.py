@@ -55,6 +55,11 @@ RESUME_ACCEL = 0.8
 #: Fragile seed 3 with 1 s of plan delay: 2 cm of slide as the head swung from 0.15 m/s up
 #: to 0.1 m/s down).
 CARRY_ACCEL = 0.8
+#: Nor does a hand carrying an object turn: the head's yaw rate is dropped. A turn twists the
+#: object in the pads, and the torsion takes from the friction that holds it up (oracle bench,
+#: the recipe's seed-1 and seed-2 trackers, Fragile and Slippery: 341 -> 363 of 400, drops
+#: 34 -> 20). None of the sim's tasks turns what it carries.
+CARRY_TURNS = False
 #: Shear (N per finger) below which the object is not loaded yet (the table still carries it).
 LOADED_SHEAR = 0.3
 #: A carried object counts as set down once the head has asked to move down at more than
@@ -471,6 +476,8 @@ class GripReflex:
         elif self.probe.carried:
             if self._pressing_where_picked(velocity, proprio):
                 velocity[2] = 0.0
+            if not CARRY_TURNS:
+                velocity[3] = 0.0
             step = CARRY_ACCEL * dt
             linear = velocity[:3]
             np.minimum(linear, self._linear + step, out=linear)

@@ -346,6 +346,15 @@ def proprio(z: float, vz: float) -> np.ndarray:
     return state
 
 
+def test_a_carrying_hand_does_not_turn_and_an_open_one_does():
+    turning = Action(np.array([0.0, 0.0, 0.05, 0.3], np.float32), GripperCommand(0.0, 0.05, 80.0))
+    reflex = carrying_reflex()
+    carried = reflex(turning, tactile(20, 1), 0.005, proprio(0.05, 0.05))
+    assert reflex.state == "carrying" and carried.ee_velocity[3] == 0.0
+    opened = Action(turning.ee_velocity, GripperCommand(GRIPPER_STROKE_M, 0.05, 80.0))
+    assert GripReflex(period_s=0.05)(opened, tactile(0, 0), 0.0).ee_velocity[3] == 0.3
+
+
 def test_reflex_lets_go_of_an_object_held_down_on_a_support_and_lifts_clear():
     reflex, t = carrying_reflex(), 0.0
     reflex(head_action(0.01, vz=0.05), tactile(20, 1), t, proprio(0.07, 0.05))  # lifted 4 cm
