@@ -253,9 +253,10 @@ class SlipProbe:
             if steady and not lowering:
                 self._recheck(ratio)
             return
-        window = self._window_slipping()
+        peak = self._window_peak()
+        window = None if peak is None else peak >= self.SLIPPING * self.friction
         if window:  # stick-slip: on the cone much of the time, whatever the median says
-            self.friction = max(self.friction, self._window_peak())
+            self.friction = max(self.friction, peak)  # and that peak reads the cone
             self._raise(normal)
         elif not steady:
             return
@@ -277,20 +278,16 @@ class SlipProbe:
             self._felt_ratios.clear()
             self._felt_since = None
 
-    def _window_slipping(self) -> bool | None:
-        """Whether the last ``stick_slip_s`` of ticks sat on the cone much of the time (their
-        ``PEAK_QUANTILE`` ratio at or above it); None until that long has been felt since the
-        last raise (or when the test is off, or the cone is not known yet)."""
+    def _window_peak(self) -> float | None:
+        """The ``PEAK_QUANTILE`` of the last ``stick_slip_s`` of per-tick ratios (at or above
+        the cone: the ticks sat on it much of the time); None until that long has been felt
+        since the last raise (or when the test is off, or the cone is not known yet)."""
         ratios = self._felt_ratios
         if self.stick_slip_s <= 0 or self.friction is None or not ratios:
             return None
         if ratios[-1][0] - self._felt_since < self.stick_slip_s:
             return None
-        return self._window_peak() >= self.SLIPPING * self.friction
-
-    def _window_peak(self) -> float:
-        """The ``PEAK_QUANTILE`` of the window's per-tick ratios."""
-        ordered = sorted(r for _, r in self._felt_ratios)  # a few dozen floats: cheaper than numpy
+        ordered = sorted(r for _, r in ratios)  # a few dozen floats: cheaper than numpy here
         return ordered[int(self.PEAK_QUANTILE * (len(ordered) - 1))]
 
     def _recheck(self, ratio: float) -> None:
